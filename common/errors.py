@@ -1,0 +1,102 @@
+"""One JSON error format for every service.
+
+    {"error": "validation_failed", "message": "...", "fields": [{"field": "email", "problem": "..."}],
+     "request_id": "..."}
+
+Handlers raise `ApiError` subclasses; anything unexpected becomes a 500 without a stack trace in the body.
+"""
+
+import logging
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse, json
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.details = details
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str = "Not authenticated", **details: Any) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **details)
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class ValidationFailed(ApiError):
+    status, code = 422, "validation_failed"
+
+    def __init__(self, fields: list[dict[str, str]], message: str = "The request is not valid") -> None:
+        super().__init__(message, fields=fields)
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+
+
+def error_response(request: Request, status: int, code: str, message: str, **details: Any) -> HTTPResponse:
+    body = {"error": code, "message": message, **details, "request_id": str(request.id)}
+    return json(body, status=status)
+
+
+def install_error_handlers(app: Sanic) -> None:
+    @app.exception(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> HTTPResponse:
+        response = error_response(request, exc.status, exc.code, exc.message, **exc.details)
+        response.headers.update(exc.headers)
+        return response
+
+    @app.exception(SanicException)
+    async def sanic_error(request: Request, exc: SanicException) -> HTTPResponse:
+        # Routing errors (404, 405), oversized bodies and the like: keep Sanic's status, use our format.
+        code = _SANIC_CODES.get(exc.status_code, "http_error")
+        response = error_response(request, exc.status_code, code, str(exc))
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
+
+    @app.exception(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> HTTPResponse:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(request, 500, "internal_error", "Internal server error")
+
+
+_SANIC_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    503: "unavailable",
+}

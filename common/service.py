@@ -1,0 +1,81 @@
+"""The frame every service shares: a Sanic app with one error format, request ids, health and readiness."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse, json
+from sanic_ext import Extend
+
+from common.errors import install_error_handlers
+from common.logs import configure_logging, correlation_id
+from common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def create_app(name: str, title: str, settings: ServiceSettings) -> Sanic:
+    """A service app: JSON errors, `X-Request-ID` on every response, `/health`, `/ready` and OpenAPI docs.
+
+    The docs are served at `/api/v1/docs/<name>` so that the gateway reaches them like any other path.
+    """
+    app = Sanic(name)
+    app.config.update(
+        {
+            "FALLBACK_ERROR_FORMAT": "json",
+            "OAS_UI_DEFAULT": "swagger",
+            "OAS_URL_PREFIX": f"/api/v1/docs/{name}",
+            "OAS_UI_REDOC": False,
+            "CORS": False,
+            "HEALTH": False,
+        }
+    )
+    Extend(app)
+    app.ext.openapi.describe(title, version="1.0.0")
+    app.ctx.settings = settings
+    app.ctx.readiness_checks = {}
+    install_error_handlers(app)
+
+    @app.on_request
+    async def bind_correlation_id(request: Request) -> None:
+        correlation_id.set(str(request.id))
+
+    @app.on_response
+    async def expose_request_id(request: Request, response: HTTPResponse) -> None:
+        response.headers["X-Request-ID"] = str(request.id)
+
+    @app.get("/health", name="health")
+    async def health(request: Request) -> HTTPResponse:
+        return json({"status": "ok", "service": name})
+
+    @app.get("/ready", name="ready")
+    async def ready(request: Request) -> HTTPResponse:
+        checks: dict[str, ReadinessCheck] = app.ctx.readiness_checks
+        results = dict(zip(checks, await asyncio.gather(*(check() for check in checks.values())), strict=True))
+        status = 200 if all(results.values()) else 503
+        return json({"status": "ready" if status == 200 else "unavailable", "checks": results}, status=status)
+
+    return app
+
+
+async def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool:
+    """True when a TCP connection to one of the bootstrap servers opens within `timeout` s."""
+    for server in bootstrap_servers.split(","):
+        parts = urlsplit(f"//{server.strip()}")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port), timeout)
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+def run(app: Sanic, settings: ServiceSettings) -> None:
+    """Serve `app` in this process (scale by running more processes, not workers)."""
+    configure_logging(settings.log_level, settings.log_json)
+    app.run(host=settings.host, port=settings.port, single_process=True, access_log=False, motd=False)

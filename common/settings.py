@@ -1,0 +1,20 @@
+"""Settings read from the environment (and an optional `.env` file).
+
+Each service subclasses `ServiceSettings` and adds its own fields; every variable is listed in the README.
+"""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service process needs: where to listen and how to reach the shared infrastructure."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Services other than user_svc verify access tokens with the keys published here (fetched, then cached).
+    jwks_url: str = "http://127.0.0.1:8080/api/v1/.well-known/jwks.json"
+    log_level: str = "INFO"
+    log_json: bool = True

@@ -1,0 +1,49 @@
+"""The Kafka topics of the system (DESIGN §4) and their creation.
+
+Topics are created explicitly with a fixed partition count: the broker's auto-creation would pick its own.
+Messages are keyed by aggregate id, so one aggregate's events land in one partition, in order.
+"""
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+log = logging.getLogger(__name__)
+
+USER_EVENTS = "user-events"  # user.created
+PRODUCT_EVENTS = "product-topic"  # product.created / product.updated / product.deleted (the seed's name)
+STOCK_UPDATED = "stock-updated"  # stock.updated / stock.low (the seed's name)
+ORDER_EVENTS = "order-events"  # order.placed / order.paid / order.cancelled / order.rejected
+STOCK_COMMANDS = "stock-commands"  # saga -> stock: reserve / release / confirm, keyed by order id
+STOCK_REPLIES = "stock-replies"  # stock -> saga: reserved / rejected / released / confirmed
+
+ALL_TOPICS = (USER_EVENTS, PRODUCT_EVENTS, STOCK_UPDATED, ORDER_EVENTS, STOCK_COMMANDS, STOCK_REPLIES)
+PARTITIONS = 4
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(bootstrap_servers: str, topics: tuple[str, ...] = ALL_TOPICS, timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet, waiting up to `timeout` s for the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type((KafkaConnectionError, OSError)),
+        wait=wait_exponential(multiplier=0.1, max=1.0),
+        stop=stop_after_delay(timeout),
+        reraise=True,
+    ):
+        with attempt:
+            await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, PARTITIONS, 1) for name in topics if name not in existing]
+        if missing:
+            response = await admin.create_topics(missing)
+            for name, code, message in response.topic_errors:
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"creating topic {name} failed: {message} (error {code})")
+            log.info("created topics %s", [topic.name for topic in missing])
+    finally:
+        await admin.close()

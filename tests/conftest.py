@@ -1,0 +1,62 @@
+"""Real servers for the whole test session, on free ports: PostgreSQL, a Kafka-protocol broker, MongoDB-wire.
+
+No mocks: every integration test talks to these. Each server's log is kept under the session's temp dir.
+"""
+
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.infra import (
+    ServerProcess,
+    broker_command,
+    free_port,
+    init_postgres,
+    mongo_command,
+    postgres_command,
+    require_tools,
+)
+
+
+@pytest.fixture(scope="session")
+def servers_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: PostgreSQL runs as `nobody` under root and must be able to enter this directory.
+    directory = Path(tempfile.mkdtemp(prefix="shop-tests-"))
+    directory.chmod(0o755)
+    require_tools()
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(servers_dir: Path) -> Iterator[str]:
+    """`postgres://...` of a PostgreSQL server; append `/<database>` (services create their database)."""
+    data_dir = servers_dir / "postgres"
+    init_postgres(data_dir)
+    port = free_port()
+    server = ServerProcess(
+        "postgres", postgres_command(data_dir, port, durable=False), port, servers_dir / "postgres.log",
+        stop_signal=signal.SIGINT,
+    ).start()
+    yield f"postgres://postgres@127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(servers_dir: Path) -> Iterator[str]:
+    port = free_port()
+    server = ServerProcess("broker", broker_command(port), port, servers_dir / "broker.log").start()
+    yield f"127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_url(servers_dir: Path) -> Iterator[str]:
+    port = free_port()
+    server = ServerProcess("mongo", mongo_command(servers_dir / "mongo", port), port, servers_dir / "mongo.log").start()
+    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    server.stop()

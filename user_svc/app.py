@@ -1,0 +1,36 @@
+from sanic import Sanic
+
+from common.database import database_reachable, register_database
+from common.service import broker_reachable, create_app
+from user_svc.accounts import ensure_admin
+from user_svc.routes.addresses import addresses
+from user_svc.routes.auth import auth
+from user_svc.routes.keys import keys
+from user_svc.routes.users import users
+from user_svc.sessions import LoginThrottle, Sessions, token_issuer
+from user_svc.settings import UserSettings
+
+NAME = "user_svc"
+
+
+def create_user_app(settings: UserSettings) -> Sanic:
+    app = create_app(NAME, "User service", settings)
+    issuer = token_issuer(settings)
+    app.ctx.token_issuer = issuer
+    app.ctx.token_verifier = issuer.verifier()
+    app.ctx.sessions = Sessions(issuer, LoginThrottle(settings))
+    app.ctx.readiness_checks.update(
+        database=lambda: database_reachable(NAME),
+        broker=lambda: broker_reachable(settings.kafka_bootstrap_servers),
+    )
+    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+    register_database(app, settings.database_url, NAME)
+
+    @app.before_server_start
+    async def create_first_admin(app: Sanic) -> None:
+        if settings.admin_email and settings.admin_password:
+            await ensure_admin(settings.admin_email, settings.admin_password.get_secret_value())
+
+    for blueprint in (auth, users, addresses, keys):
+        app.blueprint(blueprint)
+    return app
