@@ -69,8 +69,17 @@ def init_postgres(data_dir: Path) -> None:
         os.chown(data_dir, account.pw_uid, account.pw_gid)
     data_dir.chmod(0o700)
     subprocess.run(
-        [*_as_postgres_user(), str(POSTGRES_BIN / "initdb"), "-D", str(data_dir), "-U", "postgres",
-         "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
+        [
+            *_as_postgres_user(),
+            str(POSTGRES_BIN / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ],
         check=True,
         capture_output=True,
     )
@@ -99,14 +108,33 @@ def postgres_command(data_dir: Path, port: int, durable: bool = True) -> list[st
 
 def broker_command(port: int) -> list[str]:
     address = f"tcp://127.0.0.1:{port}"
-    return [str(BROKER_BIN), "broker", "--listener-url", address, "--advertised-listener-url", address,
-            "--storage-engine", "memory://tansu/"]
+    return [
+        str(BROKER_BIN),
+        "broker",
+        "--listener-url",
+        address,
+        "--advertised-listener-url",
+        address,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
 
 
 def mongo_command(data_dir: Path, port: int) -> list[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    return [str(MONGO_BIN), "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
-            "--log-file", str(data_dir / "nx-27017.log"), "--pid-file", str(data_dir / "nx-27017.pid")]
+    return [
+        str(MONGO_BIN),
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-file",
+        str(data_dir / "nx-27017.log"),
+        "--pid-file",
+        str(data_dir / "nx-27017.pid"),
+    ]
 
 
 class ServerProcess:

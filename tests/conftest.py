@@ -39,7 +39,10 @@ def postgres_url(servers_dir: Path) -> Iterator[str]:
     init_postgres(data_dir)
     port = free_port()
     server = ServerProcess(
-        "postgres", postgres_command(data_dir, port, durable=False), port, servers_dir / "postgres.log",
+        "postgres",
+        postgres_command(data_dir, port, durable=False),
+        port,
+        servers_dir / "postgres.log",
         stop_signal=signal.SIGINT,
     ).start()
     yield f"postgres://postgres@127.0.0.1:{port}"

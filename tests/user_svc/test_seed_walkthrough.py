@@ -4,7 +4,17 @@ from datetime import datetime
 
 from tests.user_svc.conftest import SEED_ADDRESS, SEED_CUSTOMER, bearer, login, register
 
-EXPECTED_USER_FIELDS = ["id", "email", "first_name", "last_name", "phone", "is_active", "created_at", "addresses", "role"]
+EXPECTED_USER_FIELDS = [
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "is_active",
+    "created_at",
+    "addresses",
+    "role",
+]
 
 
 async def test_register_login_profile_and_address(client):
