@@ -18,17 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def tortoise_config(database_url: str, app_label: str, pool_size: int = 10) -> dict:
-    """A Tortoise config with one connection and one app named `app_label` (models in `<app>.models`)."""
+    """A Tortoise config with one connection and one app named `app_label` (models in `<app>.models`,
+    migrations in `<app>.migrations`)."""
     separator = "&" if "?" in database_url else "?"
+    app = {"models": [f"{app_label}.models"], "default_connection": app_label, "migrations": f"{app_label}.migrations"}
     return {
         "connections": {app_label: f"{database_url}{separator}minsize=1&maxsize={pool_size}"},
-        "apps": {
-            app_label: {
-                "models": [f"{app_label}.models"],
-                "default_connection": app_label,
-                "migrations": f"{app_label}.migrations",
-            }
-        },
+        "apps": {app_label: app},
         "use_tz": True,
         "timezone": "UTC",
     }
@@ -77,11 +73,37 @@ async def migrate_database(database_url: str, app_label: str) -> None:
         await lock_connection.close()
 
 
+# The databases this process has open. Tortoise holds one global configuration, so opening a database
+# re-initialises it with all of them (one per process in production; several when tests host several services).
+_open: dict[str, dict] = {}
+
+
 async def open_database(database_url: str, app_label: str, pool_size: int = 10) -> None:
-    """Create, migrate and connect the service's database (Tortoise's global context)."""
+    """Create, migrate and connect the service's database."""
     await ensure_database(database_url)
     await migrate_database(database_url, app_label)
-    await Tortoise.init(config=tortoise_config(database_url, app_label, pool_size), _enable_global_fallback=True)
+    await attach(tortoise_config(database_url, app_label, pool_size))
+
+
+async def attach(config: dict) -> None:
+    """Connect the databases of `config` alongside those already open."""
+    _open.update({label: config for label in config["apps"]})
+    await _init_all()
+
+
+async def close_database(app_label: str) -> None:
+    _open.pop(app_label, None)
+    await Tortoise.close_connections()
+    if _open:
+        await _init_all()
+
+
+async def _init_all() -> None:
+    merged: dict = {"connections": {}, "apps": {}, "use_tz": True, "timezone": "UTC"}
+    for config in _open.values():
+        merged["connections"].update(config["connections"])
+        merged["apps"].update(config["apps"])
+    await Tortoise.init(config=merged, _enable_global_fallback=True)
 
 
 def register_database(app: Sanic, database_url: str, app_label: str, pool_size: int = 10) -> None:
@@ -93,7 +115,7 @@ def register_database(app: Sanic, database_url: str, app_label: str, pool_size: 
 
     @app.after_server_stop
     async def close_orm(app: Sanic) -> None:
-        await Tortoise.close_connections()
+        await close_database(app_label)
 
 
 async def database_reachable(app_label: str) -> bool:

@@ -38,7 +38,24 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error      text
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (position) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_unpublished_by_aggregate
+    ON outbox (aggregate_type, aggregate_id, position) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;
+
+-- Rows the relay gave up on after too many failed attempts; an operator lists and re-drives them.
+CREATE TABLE IF NOT EXISTS outbox_dead_letter (
+    id              uuid PRIMARY KEY,
+    aggregate_type  text NOT NULL,
+    aggregate_id    text NOT NULL,
+    event_type      text NOT NULL,
+    topic           text NOT NULL,
+    payload         jsonb NOT NULL,
+    headers         jsonb NOT NULL,
+    created_at      timestamptz NOT NULL,
+    attempts        integer NOT NULL,
+    last_error      text,
+    dead_at         timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -50,7 +67,7 @@ DROP TRIGGER IF EXISTS outbox_notify ON outbox;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 """
 
-OUTBOX_DROP = "DROP TABLE IF EXISTS outbox; DROP FUNCTION IF EXISTS outbox_notify();"
+OUTBOX_DROP = "DROP TABLE IF EXISTS outbox, outbox_dead_letter; DROP FUNCTION IF EXISTS outbox_notify();"
 
 
 @dataclass(frozen=True)

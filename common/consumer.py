@@ -1,0 +1,208 @@
+"""The idempotent consumer every service uses to react to events.
+
+    consumer = EventConsumer("stock_svc.products", settings.kafka_bootstrap_servers, [PRODUCT_EVENTS],
+                             {"product.created": on_product_created}, database="stock_svc")
+
+For each message, in partition order: decode the envelope, then in ONE database transaction record
+`(consumer, event_id)` in the inbox and apply the handler's effect (skipped if the event was seen before).
+Offsets are committed after that transaction, so a crash in between redelivers an event whose effect the
+inbox then skips. A handler that keeps failing (`max_attempts`), or a message that cannot be decoded, goes to
+`inbox_dead_letter` and the partition moves on. An unreachable database is retried without limit: it says
+nothing about the event.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import DBConnectionError
+from tortoise.transactions import in_transaction
+
+from common.inbox import first_delivery
+from common.logs import correlation_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    id: uuid.UUID
+    type: str
+    aggregate_id: str
+    payload: Any
+    correlation_id: str | None
+    occurred_at: str | None
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[ReceivedEvent, BaseDBAsyncClient], Awaitable[None]]
+
+
+class UndecodableMessage(Exception):
+    pass
+
+
+def decode(record: ConsumerRecord) -> ReceivedEvent:
+    """The event in a Kafka message: JSON value, envelope in headers (DESIGN §4)."""
+    headers = {name: value.decode(errors="replace") for name, value in record.headers or ()}
+    try:
+        return ReceivedEvent(
+            id=uuid.UUID(headers["event_id"]),
+            type=headers["event_type"],
+            aggregate_id=headers.get("aggregate_id") or (record.key or b"").decode(errors="replace"),
+            payload=json.loads(record.value) if record.value is not None else None,
+            correlation_id=headers.get("correlation_id"),
+            occurred_at=headers.get("occurred_at"),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+    except (KeyError, ValueError, UnicodeDecodeError) as error:
+        raise UndecodableMessage(f"{type(error).__name__}: {error}") from None
+
+
+_INFRASTRUCTURE_ERRORS = (OSError, DBConnectionError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        name: str,
+        bootstrap_servers: str,
+        topics: list[str],
+        handlers: dict[str, Handler],
+        database: str,
+        max_attempts: int = 5,
+        retry_delay: float = 0.1,
+    ) -> None:
+        self.name = name  # the consumer group, and the consumer's name in the inbox
+        self.handlers = handlers
+        self.database = database
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self._kafka = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=name,
+            client_id=name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # tansu's "latest" is unreliable; committed offsets make it moot
+            fetch_max_wait_ms=100,
+            max_poll_records=500,
+        )
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        await self._kafka.start()
+        self._task = asyncio.create_task(self._run(), name=f"consumer {self.name}")
+
+    async def stop(self) -> None:
+        """Finish the event in hand, commit, leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+        await self._kafka.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                batches = await self._kafka.getmany(timeout_ms=500)
+            except KafkaError as error:
+                log.warning("consumer %s cannot fetch: %s", self.name, error)
+                await asyncio.sleep(1)
+                continue
+            for partition, records in batches.items():
+                done = None
+                for record in records:
+                    if self._stopping:
+                        break
+                    await self._process(record)
+                    done = record.offset
+                if done is not None:
+                    await self._commit(partition, done + 1)
+
+    async def _commit(self, partition: TopicPartition, offset: int) -> None:
+        try:
+            await self._kafka.commit({partition: offset})
+        except (CommitFailedError, KafkaError) as error:
+            # The partition moved to another member: it redelivers from the last commit; the inbox dedups.
+            log.warning("consumer %s could not commit %s@%d: %s", self.name, partition, offset, error)
+
+    async def _process(self, record: ConsumerRecord) -> None:
+        try:
+            event = decode(record)
+        except UndecodableMessage as error:
+            await self._dead_letter(record, None, str(error), attempts=0)
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return  # another consumer's business
+        correlation_id.set(event.correlation_id)
+        attempts = 0
+        while True:
+            try:
+                await self._apply(handler, event)
+                return
+            except _INFRASTRUCTURE_ERRORS as error:
+                log.warning("consumer %s waits for the database: %s", self.name, error)
+                await asyncio.sleep(1)
+            except Exception as error:
+                attempts += 1
+                log.warning(
+                    "consumer %s: handler for %s failed (attempt %d): %s",
+                    self.name,
+                    event.type,
+                    attempts,
+                    error,
+                    extra={"event_id": str(event.id)},
+                )
+                if attempts >= self.max_attempts or self._stopping:
+                    await self._dead_letter(record, event, f"{type(error).__name__}: {error}", attempts)
+                    return
+                await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
+
+    async def _apply(self, handler: Handler, event: ReceivedEvent) -> None:
+        async with in_transaction(self.database) as connection:
+            if await first_delivery(connection, self.name, event.id, event.type):
+                await handler(event, connection)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord, event: ReceivedEvent | None, error: str, attempts: int
+    ) -> None:
+        log.error("consumer %s dead-letters %s@%d: %s", self.name, record.topic, record.offset, error)
+        headers = {name: value.decode(errors="replace") for name, value in record.headers or ()}
+        await connections.get(self.database).execute_query(
+            'INSERT INTO inbox_dead_letter (consumer, event_id, topic, partition, "offset", key, headers, value,'
+            " error, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) ON CONFLICT DO NOTHING",
+            [
+                self.name,
+                str(event.id) if event else headers.get("event_id", ""),
+                record.topic,
+                record.partition,
+                record.offset,
+                (record.key or b"").decode(errors="replace"),
+                json.dumps(headers),
+                (record.value or b"").decode(errors="replace"),
+                error[:2000],
+                attempts,
+            ],
+        )

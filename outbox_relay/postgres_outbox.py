@@ -1,0 +1,218 @@
+"""A PostgreSQL `outbox` table (common/outbox.py) as a source for the relay.
+
+Claiming keeps each aggregate in order across any number of relays: a relay locks (FOR UPDATE SKIP LOCKED)
+only the *oldest* unpublished row of an aggregate, its head, and takes the aggregate's later rows with it.
+Another relay cannot take those later rows, because it reaches an aggregate only through its head, which
+is locked (skipped) or, once committed, published. The rows stay locked until the broker acknowledged them
+and they are marked published, in the same transaction.
+
+Nothing here depends on ids being visible in allocation order: a row is published when it is visible and
+unpublished, so a transaction that commits late is published late, never skipped.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from common.database import asyncpg_dsn
+from common.outbox import OUTBOX_CHANNEL
+from outbox_relay.records import Failure, OutboxRecord
+
+log = logging.getLogger(__name__)
+
+_CLAIM = """
+WITH heads AS (
+    SELECT o.aggregate_type, o.aggregate_id
+    FROM outbox o
+    WHERE o.published_at IS NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox earlier
+          WHERE earlier.published_at IS NULL
+            AND earlier.aggregate_type = o.aggregate_type
+            AND earlier.aggregate_id = o.aggregate_id
+            AND earlier.position < o.position)
+    ORDER BY o.position
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+SELECT o.id::text, o.aggregate_type, o.aggregate_id, o.event_type, o.topic, o.payload::text AS payload,
+       o.headers::text AS headers, o.created_at, o.attempts
+FROM outbox o JOIN heads USING (aggregate_type, aggregate_id)
+WHERE o.published_at IS NULL
+ORDER BY o.position
+LIMIT $2
+"""
+
+
+class PostgresOutbox:
+    """One service database's outbox. `claim()` is safe to call from many tasks and many relays at once."""
+
+    def __init__(self, database_url: str, pool_size: int = 4) -> None:
+        self.dsn = asyncpg_dsn(database_url)
+        self.name = urlsplit(self.dsn).path.lstrip("/")
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._wake = asyncio.Event()
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._pool_size)
+        await self._listen()
+
+    async def _listen(self) -> None:
+        self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        self._listener.add_termination_listener(lambda *_: self._wake.set())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """Return on the next NOTIFY from a committed outbox insert, or after `timeout` s (the fallback poll)."""
+        if self._listener is None or self._listener.is_closed():
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("cannot LISTEN on %s: %s", self.name, error)
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    @asynccontextmanager
+    async def claim(self, aggregates: int, limit: int) -> AsyncIterator["PostgresBatch"]:
+        """Lock the next rows (at most `limit`, of at most `aggregates` aggregates) until the block ends."""
+        assert self._pool is not None
+        async with self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(_CLAIM, aggregates, limit)
+            yield PostgresBatch(connection, [_record(row) for row in rows])
+
+    async def pending(self) -> int:
+        assert self._pool is not None
+        return await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+
+    async def oldest_pending_age(self) -> float:
+        assert self._pool is not None
+        age = await self._pool.fetchval(
+            "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL"
+        )
+        return float(age or 0.0)
+
+    async def purge(self, older_than_seconds: float, batch: int = 5000) -> int:
+        """Delete published rows older than the retention window, `batch` rows per statement."""
+        assert self._pool is not None
+        total = 0
+        while True:
+            status = await self._pool.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at IS NOT NULL"
+                " AND published_at < now() - make_interval(secs => $1) LIMIT $2)",
+                older_than_seconds,
+                batch,
+            )
+            deleted = int(status.split()[-1])
+            total += deleted
+            if deleted < batch:
+                return total
+
+    async def replay(self, since: datetime) -> int:
+        """Mark rows published since `since` unpublished again: the relay publishes them once more."""
+        assert self._pool is not None
+        status = await self._pool.execute("UPDATE outbox SET published_at = NULL WHERE published_at >= $1", since)
+        return int(status.split()[-1])
+
+    async def dead_letters(self, limit: int = 100) -> list[dict]:
+        assert self._pool is not None
+        rows = await self._pool.fetch(
+            "SELECT id::text, aggregate_type, aggregate_id, event_type, topic, attempts, last_error, created_at,"
+            " dead_at FROM outbox_dead_letter ORDER BY dead_at LIMIT $1",
+            limit,
+        )
+        return [{**dict(row), "database": self.name} for row in rows]
+
+    async def dead_letter_count(self) -> int:
+        assert self._pool is not None
+        return await self._pool.fetchval("SELECT count(*) FROM outbox_dead_letter")
+
+    async def redrive(self, event_id: str | None = None) -> int:
+        """Move dead letters (one, or all) back into the outbox, at its end, with their attempts reset."""
+        assert self._pool is not None
+        async with self._pool.acquire() as connection, connection.transaction():
+            moved = await connection.fetch(
+                "DELETE FROM outbox_dead_letter WHERE $1::uuid IS NULL OR id = $1::uuid RETURNING *", event_id
+            )
+            await connection.executemany(
+                "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, topic, payload, headers,"
+                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                [
+                    (
+                        r["id"],
+                        r["aggregate_type"],
+                        r["aggregate_id"],
+                        r["event_type"],
+                        r["topic"],
+                        r["payload"],
+                        r["headers"],
+                        r["created_at"],
+                    )
+                    for r in moved
+                ],
+            )
+        return len(moved)
+
+
+class PostgresBatch:
+    def __init__(self, connection: asyncpg.Connection, records: list[OutboxRecord]) -> None:
+        self._connection = connection
+        self.records = records
+
+    async def settle(self, published: list[OutboxRecord], failed: list[Failure], max_attempts: int) -> int:
+        """Mark what the broker acknowledged; count a failure on the rest; dead-letter the hopeless ones.
+        Returns how many rows were dead-lettered."""
+        if published:
+            await self._connection.execute(
+                "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])",
+                [record.id for record in published],
+            )
+        counted = [failure for failure in failed if not failure.transient]
+        if not counted:
+            return 0
+        await self._connection.executemany(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1::uuid",
+            [(failure.record.id, failure.error[:2000]) for failure in counted],
+        )
+        hopeless = [failure.record.id for failure in counted if failure.record.attempts + 1 >= max_attempts]
+        if hopeless:
+            await self._connection.execute(
+                "WITH dead AS (DELETE FROM outbox WHERE id = ANY($1::uuid[]) RETURNING *)"
+                " INSERT INTO outbox_dead_letter (id, aggregate_type, aggregate_id, event_type, topic, payload,"
+                " headers, created_at, attempts, last_error)"
+                " SELECT id, aggregate_type, aggregate_id, event_type, topic, payload, headers, created_at,"
+                " attempts, last_error FROM dead",
+                hopeless,
+            )
+            log.error("dead-lettered outbox rows %s", hopeless)
+        return len(hopeless)
+
+
+def _record(row: asyncpg.Record) -> OutboxRecord:
+    return OutboxRecord(
+        id=row["id"],
+        aggregate_type=row["aggregate_type"],
+        aggregate_id=row["aggregate_id"],
+        event_type=row["event_type"],
+        topic=row["topic"],
+        payload=row["payload"],
+        headers=json.loads(row["headers"]),
+        created_at=row["created_at"],
+        attempts=row["attempts"],
+    )

@@ -1,0 +1,127 @@
+"""The relay loop: wake on NOTIFY (or the fallback poll), claim, publish, mark; back off on failure."""
+
+import asyncio
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+from typing import Protocol
+
+import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from outbox_relay.metrics import RelayMetrics
+from outbox_relay.publisher import BrokerUnavailable, Publisher, PublishResult
+from outbox_relay.settings import RelaySettings
+
+log = logging.getLogger(__name__)
+
+
+class RecordsFailed(Exception):
+    """Some records could not be published; they were counted and will be retried after a pause."""
+
+
+class Batch(Protocol):
+    records: list
+
+
+class OutboxSource(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def wait_for_events(self, timeout: float) -> None: ...
+    def claim(self, aggregates: int, limit: int): ...  # async context manager yielding a batch
+    async def pending(self) -> int: ...
+    async def oldest_pending_age(self) -> float: ...
+    async def dead_letter_count(self) -> int: ...
+    async def purge(self, older_than_seconds: float) -> int: ...
+
+
+_RETRYABLE = (BrokerUnavailable, RecordsFailed, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_BACKOFF = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)  # 50 ms doubling to 5 s
+
+
+class Relay:
+    def __init__(self, outboxes: list[OutboxSource], publisher: Publisher, settings: RelaySettings) -> None:
+        self.outboxes = outboxes
+        self.publisher = publisher
+        self.settings = settings
+        self.metrics = RelayMetrics()
+        self._publications = 0
+
+    async def run(self) -> None:
+        """Drain every outbox until cancelled."""
+        loops = [self._keep_draining(outbox) for outbox in self.outboxes for _ in range(self.settings.relay_workers)]
+        loops += [self._keep_purging(), self._keep_gauges_fresh()]
+        await asyncio.gather(*loops)
+
+    async def _keep_draining(self, outbox: OutboxSource) -> None:
+        while True:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_RETRYABLE),
+                wait=_BACKOFF,
+                before_sleep=lambda state: log.warning(
+                    "relay %s backs off: %s", outbox.name, state.outcome.exception() if state.outcome else None
+                ),
+            ):
+                with attempt:
+                    while await self.drain_once(outbox):
+                        pass
+            await outbox.wait_for_events(self.settings.relay_poll_interval)
+
+    async def drain_once(self, outbox: OutboxSource) -> int:
+        """Publish one batch; returns how many records it held (0 when the outbox is drained)."""
+        size = self.settings.relay_batch_size
+        async with outbox.claim(aggregates=size, limit=size) as batch:
+            if not batch.records:
+                return 0
+            try:
+                result = await self.publisher.publish(batch.records)
+            except BrokerUnavailable:
+                self.metrics.failed.labels(outbox.name, "broker").inc(len(batch.records))
+                raise
+            self._fault_after_publish()
+            dead = await batch.settle(result.published, result.failed, self.settings.relay_max_attempts)
+        self._observe(outbox.name, result, dead)
+        if result.failed:
+            raise RecordsFailed(f"{len(result.failed)} records failed, {dead} dead-lettered")
+        return len(batch.records)
+
+    def _observe(self, outbox: str, result: PublishResult, dead: int) -> None:
+        now = datetime.now(UTC)
+        for record in result.published:
+            self.metrics.published.labels(outbox, record.topic).inc()
+            self.metrics.lag.labels(outbox).observe((now - record.created_at).total_seconds())
+        for failure in result.failed:
+            self.metrics.failed.labels(outbox, "broker" if failure.transient else "record").inc()
+        if dead:
+            self.metrics.dead_letters.labels(outbox).inc(dead)
+
+    def _fault_after_publish(self) -> None:
+        self._publications += 1
+        if self._publications == self.settings.relay_fault_kill_after_publish:
+            log.error("fault injection: SIGKILL after publishing, before marking published")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _keep_purging(self) -> None:
+        retention = self.settings.relay_retention_hours * 3600
+        while True:
+            for outbox in self.outboxes:
+                try:
+                    if purged := await outbox.purge(retention):
+                        log.info("purged %d published rows from %s", purged, outbox.name)
+                except (OSError, asyncpg.PostgresError) as error:
+                    log.warning("purging %s failed: %s", outbox.name, error)
+            await asyncio.sleep(self.settings.relay_purge_interval)
+
+    async def _keep_gauges_fresh(self, interval: float = 2.0) -> None:
+        while True:
+            for outbox in self.outboxes:
+                try:
+                    self.metrics.pending.labels(outbox.name).set(await outbox.pending())
+                    self.metrics.oldest_pending_age.labels(outbox.name).set(await outbox.oldest_pending_age())
+                    self.metrics.dead_letters.labels(outbox.name).set(await outbox.dead_letter_count())
+                except (OSError, asyncpg.PostgresError):
+                    pass  # the drain loop reports the outage
+            await asyncio.sleep(interval)

@@ -1,0 +1,22 @@
+from pydantic import Field
+
+from common.settings import ServiceSettings
+
+
+class RelaySettings(ServiceSettings):
+    # The PostgreSQL databases whose `outbox` table the relay drains, comma-separated.
+    outbox_database_urls: str = ""
+    # The MongoDB database whose `outbox` collection the relay drains (catalog_svc), e.g. mongodb://host/catalog.
+    outbox_mongo_url: str | None = None
+    relay_batch_size: int = Field(500, gt=0)
+    relay_workers: int = Field(2, gt=0)  # concurrent drain loops per outbox (and per relay instance)
+    relay_poll_interval: float = Field(1.0, gt=0)  # fallback when no NOTIFY arrives
+    relay_max_attempts: int = Field(10, gt=0)  # failed publications of one row before it is dead-lettered
+    relay_retention_hours: float = Field(24.0, ge=0)  # published rows are kept this long (for replay)
+    relay_purge_interval: float = Field(300.0, gt=0)
+    # Fault injection for tests, off by default: SIGKILL the relay right after its N-th publication
+    # (published, acknowledged, not yet marked published).
+    relay_fault_kill_after_publish: int = Field(0, ge=0)
+
+    def database_urls(self) -> list[str]:
+        return [url.strip() for url in self.outbox_database_urls.split(",") if url.strip()]

@@ -1,0 +1,156 @@
+"""A stand-in service database with an outbox, the relay draining it, and an idempotent consumer whose
+effect is a row in `applied` per event handled: duplicates of an effect would show as duplicate rows."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import pytest
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from common.consumer import EventConsumer, ReceivedEvent
+from common.database import asyncpg_dsn, attach, ensure_database
+from common.inbox import INBOX_DDL
+from common.outbox import OUTBOX_DDL, Event, write_event
+from common.topics import ensure_topics
+from outbox_relay.postgres_outbox import PostgresOutbox
+from outbox_relay.publisher import Publisher
+from outbox_relay.relay import Relay
+from outbox_relay.settings import RelaySettings
+from tests.outbox_relay.ledger_models import Applied
+
+DB = "ledger"
+
+APPLIED_DDL = """
+CREATE TABLE IF NOT EXISTS applied (
+    consumer text NOT NULL, event_id uuid NOT NULL, aggregate_id text NOT NULL, seq integer NOT NULL,
+    applied_order bigserial
+);
+"""
+
+
+@pytest.fixture(scope="session")
+async def ledger_url(postgres_url: str) -> str:
+    url = f"{postgres_url}/ledger"
+    await ensure_database(url)
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    await connection.execute(OUTBOX_DDL + INBOX_DDL + APPLIED_DDL)
+    await connection.close()
+    ledger_app = {"models": ["tests.outbox_relay.ledger_models"], "default_connection": DB}
+    await attach({"connections": {DB: url}, "apps": {DB: ledger_app}})
+    return url
+
+
+@pytest.fixture
+async def ledger(ledger_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the clean stand-in database."""
+    connection = await asyncpg.connect(asyncpg_dsn(ledger_url))
+    await connection.execute("TRUNCATE outbox, outbox_dead_letter, inbox, inbox_dead_letter, applied")
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap: str) -> str:
+    name = f"relay-test-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, (name,))
+    return name
+
+
+def relay_settings(ledger_url: str, kafka_bootstrap: str, **overrides: object) -> RelaySettings:
+    return RelaySettings(
+        _env_file=None,
+        outbox_database_urls=ledger_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def start_relay(ledger_url: str, kafka_bootstrap: str) -> AsyncIterator[Callable]:
+    """Starts relays in this process; all are stopped at the end of the test."""
+    running: list[tuple[Relay, asyncio.Task]] = []
+
+    async def start(**overrides: object) -> Relay:
+        settings = relay_settings(ledger_url, kafka_bootstrap, **overrides)
+        relay = Relay([PostgresOutbox(ledger_url)], Publisher(kafka_bootstrap), settings)
+        for outbox in relay.outboxes:
+            await outbox.open()
+        await relay.publisher.start()
+        running.append((relay, asyncio.create_task(relay.run())))
+        return relay
+
+    yield start
+    for relay, task in running:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await relay.publisher.stop()
+        for outbox in relay.outboxes:
+            await outbox.close()
+
+
+async def record_effect(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+    await Applied.create(
+        consumer="ledger",
+        event_id=event.id,
+        aggregate_id=event.aggregate_id,
+        seq=event.payload["seq"],
+        using_db=connection,
+    )
+
+
+@pytest.fixture
+async def start_consumer(kafka_bootstrap: str, topic: str) -> AsyncIterator[Callable]:
+    consumers: list[EventConsumer] = []
+
+    async def start(handler=record_effect, max_attempts: int = 5) -> EventConsumer:
+        consumer = EventConsumer(
+            f"ledger-{topic}",
+            kafka_bootstrap,
+            [topic],
+            {"thing.happened": handler},
+            DB,
+            max_attempts=max_attempts,
+            retry_delay=0.01,
+        )
+        await consumer.start()
+        consumers.append(consumer)
+        return consumer
+
+    yield start
+    for consumer in consumers:
+        await consumer.stop()
+
+
+def thing_happened(topic: str, aggregate_id: str, seq: int, **payload: object) -> Event:
+    return Event(topic, "thing.happened", "thing", aggregate_id, {"seq": seq, **payload})
+
+
+async def write_events(events: list[Event]) -> None:
+    """One transaction for all `events` (the way a service writes its state change and events)."""
+    async with in_transaction(DB) as connection:
+        for event in events:
+            await write_event(connection, event)
+
+
+async def wait_until(condition: Callable, timeout: float = 30.0, interval: float = 0.05) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+async def applied_count(ledger: asyncpg.Connection) -> int:
+    return await ledger.fetchval("SELECT count(*) FROM applied")
+
+
+async def assert_exactly_once_in_order(ledger: asyncpg.Connection, expected: dict[str, int]) -> None:
+    """Every aggregate's events applied once each, in seq order 0..n-1."""
+    rows = await ledger.fetch("SELECT aggregate_id, seq FROM applied ORDER BY applied_order")
+    seen: dict[str, list[int]] = {}
+    for row in rows:
+        seen.setdefault(row["aggregate_id"], []).append(row["seq"])
+    assert seen == {aggregate: list(range(count)) for aggregate, count in expected.items()}
