@@ -14,12 +14,12 @@ log = logging.getLogger(__name__)
 
 USER_EVENTS = "user-events"  # user.created
 PRODUCT_EVENTS = "product-topic"  # product.created / product.updated / product.deleted (the seed's name)
-STOCK_UPDATED = "stock-updated"  # stock.updated / stock.low (the seed's name)
+STOCK_UPDATES = "stock-updated"  # stock.updated / stock.low (the seed's name)
 ORDER_EVENTS = "order-events"  # order.placed / order.paid / order.cancelled / order.rejected
 STOCK_COMMANDS = "stock-commands"  # saga -> stock: reserve / release / confirm, keyed by order id
 STOCK_REPLIES = "stock-replies"  # stock -> saga: reserved / rejected / released / confirmed
 
-ALL_TOPICS = (USER_EVENTS, PRODUCT_EVENTS, STOCK_UPDATED, ORDER_EVENTS, STOCK_COMMANDS, STOCK_REPLIES)
+ALL_TOPICS = (USER_EVENTS, PRODUCT_EVENTS, STOCK_UPDATES, ORDER_EVENTS, STOCK_COMMANDS, STOCK_REPLIES)
 PARTITIONS = 4
 
 _TOPIC_ALREADY_EXISTS = 36

@@ -7,6 +7,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from common.errors import Conflict, NotFound, Unauthorized
+from common.messages import USER_CREATED
 from common.outbox import Event, write_event
 from common.topics import USER_EVENTS
 from user_svc.models import Address, Role, User
@@ -22,7 +23,7 @@ DB = "user_svc"
 def user_created(user: User) -> Event:
     return Event(
         topic=USER_EVENTS,
-        event_type="user.created",
+        event_type=USER_CREATED,
         aggregate_type="user",
         aggregate_id=str(user.id),
         payload={
