@@ -29,6 +29,7 @@ from tortoise.transactions import in_transaction
 
 from common.inbox import first_delivery
 from common.logs import correlation_id
+from common.topics import started
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +92,26 @@ class EventConsumer:
         self.database = database
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        self._kafka = AIOKafkaConsumer(
-            *topics,
-            bootstrap_servers=bootstrap_servers,
-            group_id=name,
-            client_id=name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # tansu's "latest" is unreliable; committed offsets make it moot
-            fetch_max_wait_ms=100,
-            max_poll_records=500,
-        )
+        self._topics = topics
+        self._bootstrap_servers = bootstrap_servers
+        self._kafka: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self._stopping = False
 
     async def start(self) -> None:
-        await self._kafka.start()
+        # aiokafka binds to the running loop: create the client inside it.
+        self._kafka = await started(
+            lambda: AIOKafkaConsumer(
+                *self._topics,
+                bootstrap_servers=self._bootstrap_servers,
+                group_id=self.name,
+                client_id=self.name,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # tansu's "latest" is unreliable; committed offsets make it moot
+                fetch_max_wait_ms=100,
+                max_poll_records=500,
+            )
+        )
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.name}")
 
     async def stop(self) -> None:
@@ -116,13 +122,15 @@ class EventConsumer:
                 await asyncio.wait_for(self._task, timeout=10)
             except TimeoutError:
                 self._task.cancel()
-        await self._kafka.stop()
+        if self._kafka is not None:
+            await self._kafka.stop()
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
+        assert self._kafka is not None
         while not self._stopping:
             try:
                 batches = await self._kafka.getmany(timeout_ms=500)
@@ -141,6 +149,7 @@ class EventConsumer:
                     await self._commit(partition, done + 1)
 
     async def _commit(self, partition: TopicPartition, offset: int) -> None:
+        assert self._kafka is not None
         try:
             await self._kafka.commit({partition: offset})
         except (CommitFailedError, KafkaError) as error:

@@ -5,6 +5,8 @@ Messages are keyed by aggregate id, so one aggregate's events land in one partit
 """
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
@@ -24,10 +26,12 @@ PARTITIONS = 4
 
 _TOPIC_ALREADY_EXISTS = 36
 
+Client = TypeVar("Client", bound=Any)
 
-async def ensure_topics(bootstrap_servers: str, topics: tuple[str, ...] = ALL_TOPICS, timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet, waiting up to `timeout` s for the broker."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+
+async def started(make_client: Callable[[], Client], timeout: float = 30.0) -> Client:
+    """A started aiokafka client (producer, consumer, admin), waiting up to `timeout` s for the broker: the
+    processes of a stack start together, and the broker may not listen yet."""
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type((KafkaConnectionError, OSError)),
         wait=wait_exponential(multiplier=0.1, max=1.0),
@@ -35,7 +39,19 @@ async def ensure_topics(bootstrap_servers: str, topics: tuple[str, ...] = ALL_TO
         reraise=True,
     ):
         with attempt:
-            await admin.start()
+            client = make_client()
+            try:
+                await client.start()
+            except BaseException:
+                release = client.close if isinstance(client, AIOKafkaAdminClient) else client.stop
+                await release()
+                raise
+    return client
+
+
+async def ensure_topics(bootstrap_servers: str, topics: tuple[str, ...] = ALL_TOPICS, timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet, waiting up to `timeout` s for the broker."""
+    admin = await started(lambda: AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers), timeout)
     try:
         existing = set(await admin.list_topics())
         missing = [NewTopic(name, PARTITIONS, 1) for name in topics if name not in existing]

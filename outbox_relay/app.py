@@ -31,6 +31,8 @@ def create_relay_app(settings: RelaySettings) -> Sanic:
     app.ctx.relay = relay
 
     async def outboxes_reachable() -> bool:
+        if not all(outbox.is_open for outbox in relay.outboxes):
+            return False
         try:
             await asyncio.gather(*(outbox.pending() for outbox in relay.outboxes))
         except Exception:
@@ -43,9 +45,7 @@ def create_relay_app(settings: RelaySettings) -> Sanic:
 
     @app.before_server_start
     async def start_relay(app: Sanic) -> None:
-        for outbox in relay.outboxes:
-            await outbox.open()
-        await relay.publisher.start()
+        await relay.publisher.start()  # the drain loops open the outboxes, retrying until their databases exist
         app.ctx.relay_task = asyncio.create_task(relay.run(), name="relay")
 
     @app.after_server_stop

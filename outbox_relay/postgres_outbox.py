@@ -61,9 +61,16 @@ class PostgresOutbox:
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
 
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._pool_size)
-        await self._listen()
+        """Connect (idempotent). Fails while the service has not created its database yet: the caller retries."""
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._pool_size)
+        if self._listener is None or self._listener.is_closed():
+            await self._listen()
 
     async def _listen(self) -> None:
         self._listener = await asyncpg.connect(self.dsn)
@@ -75,6 +82,7 @@ class PostgresOutbox:
             await self._listener.close()
         if self._pool is not None:
             await self._pool.close()
+        self._pool = self._listener = None
 
     async def wait_for_events(self, timeout: float) -> None:
         """Return on the next NOTIFY from a committed outbox insert, or after `timeout` s (the fallback poll)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
+from common.topics import started
 from outbox_relay.records import Failure, OutboxRecord
 
 log = logging.getLogger(__name__)
@@ -29,22 +30,25 @@ class PublishResult:
 
 class Publisher:
     def __init__(self, bootstrap_servers: str, request_timeout_ms: int = 5000, linger_ms: int = 2) -> None:
-        # Idempotent producers fail on tansu (InitProducerId); duplicates are the consumers' inbox's job.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            acks="all",
-            enable_idempotence=False,
-            linger_ms=linger_ms,
-            max_batch_size=256 * 1024,
-            request_timeout_ms=request_timeout_ms,
-            client_id="outbox-relay",
-        )
+        self._options = {
+            "bootstrap_servers": bootstrap_servers,
+            "acks": "all",
+            # Idempotent producers fail on tansu (InitProducerId); duplicates are the consumers' inbox's job.
+            "enable_idempotence": False,
+            "linger_ms": linger_ms,
+            "max_batch_size": 256 * 1024,
+            "request_timeout_ms": request_timeout_ms,
+            "client_id": "outbox-relay",
+        }
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        await self._producer.start()
+        # aiokafka binds to the running loop: create the producer inside it.
+        self._producer = await started(lambda: AIOKafkaProducer(**self._options))
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def publish(self, records: list[OutboxRecord]) -> PublishResult:
         """Send `records` in order and wait for the acknowledgements.
@@ -53,6 +57,7 @@ class Publisher:
         stays in order when the failed record is retried. Raises `BrokerUnavailable` when nothing was
         published and every failure was the broker's fault.
         """
+        assert self._producer is not None, "start() the publisher first"
         loop = asyncio.get_running_loop()
         deliveries: list[tuple[OutboxRecord, asyncio.Future]] = []
         rejected: set[tuple[str, str]] = set()

@@ -27,6 +27,7 @@ class Batch(Protocol):
 
 class OutboxSource(Protocol):
     name: str
+    is_open: bool
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -66,6 +67,7 @@ class Relay:
                 ),
             ):
                 with attempt:
+                    await outbox.open()  # the service may not have created its database yet
                     while await self.drain_once(outbox):
                         pass
             await outbox.wait_for_events(self.settings.relay_poll_interval)
@@ -107,7 +109,7 @@ class Relay:
     async def _keep_purging(self) -> None:
         retention = self.settings.relay_retention_hours * 3600
         while True:
-            for outbox in self.outboxes:
+            for outbox in filter(lambda outbox: outbox.is_open, self.outboxes):
                 try:
                     if purged := await outbox.purge(retention):
                         log.info("purged %d published rows from %s", purged, outbox.name)
@@ -117,7 +119,7 @@ class Relay:
 
     async def _keep_gauges_fresh(self, interval: float = 2.0) -> None:
         while True:
-            for outbox in self.outboxes:
+            for outbox in filter(lambda outbox: outbox.is_open, self.outboxes):
                 try:
                     self.metrics.pending.labels(outbox.name).set(await outbox.pending())
                     self.metrics.oldest_pending_age.labels(outbox.name).set(await outbox.oldest_pending_age())

@@ -141,17 +141,32 @@ class ServerProcess:
     """One server started in its own process group, its output in a log file; stopped with SIGTERM, then SIGKILL."""
 
     def __init__(
-        self, name: str, command: list[str], port: int, log_path: Path, stop_signal: int = signal.SIGTERM
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        log_path: Path,
+        stop_signal: int = signal.SIGTERM,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name, self.command, self.port, self.log_path = name, command, port, log_path
         self.stop_signal = stop_signal  # PostgreSQL: SIGINT is its "fast" shutdown, SIGTERM waits for clients
+        self.env = {**os.environ, **env} if env else None
+        self.cwd = cwd
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=self.env,
+                cwd=self.cwd,
             )
         try:
             wait_for_port(self.port, timeout, self.process)

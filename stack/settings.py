@@ -1,0 +1,44 @@
+"""Settings of the local stack (`python -m stack`), read from the environment and an optional `.env` file.
+
+Every external part has a URL which, when set, replaces the embedded server: all the `*_DATABASE_URL`s of the
+services present set -> no embedded PostgreSQL; KAFKA_BOOTSTRAP_SERVERS -> no tansu; MONGO_URL -> no nx-27017.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(8080, gt=0, lt=65536)
+    gateway_timeout: float = Field(30.0, gt=0)  # seconds before the gateway answers 504
+    data_dir: Path = Path(".data")
+    # The first admin account, created (or reset) by user_svc at start. DEVELOPMENT DEFAULTS: change them anywhere
+    # the stack is reachable by others.
+    admin_email: str = "admin@example.com"
+    admin_password: SecretStr = SecretStr("Admin12345")
+    log_level: str = "INFO"
+    log_json: bool = False  # readable lines in the terminal; set true to get one JSON object per line
+    stack_ready_timeout: float = Field(60.0, gt=0)  # seconds before the launcher reports what is not ready
+    # Comma-separated packages to start (e.g. `user_svc`); empty: every service whose package exists.
+    stack_services: str = ""
+
+    # External parts; unset -> the embedded server is started and its URL given to the services.
+    user_database_url: str | None = None
+    stock_database_url: str | None = None
+    order_database_url: str | None = None
+    saga_database_url: str | None = None
+    kafka_bootstrap_servers: str | None = None
+    mongo_url: str | None = None
+
+    def selected_services(self) -> set[str] | None:
+        names = {name.strip() for name in self.stack_services.split(",") if name.strip()}
+        return names or None
+
+    def external(self, variable: str) -> str | None:
+        """The value of an external-part variable (e.g. `USER_DATABASE_URL`), None when unset or empty."""
+        return getattr(self, variable.lower()) or None

@@ -1,0 +1,81 @@
+"""Poison at either end is set aside, visible, and does not stop what comes behind it."""
+
+import json
+import uuid
+
+from aiokafka import AIOKafkaProducer
+
+from outbox_relay.postgres_outbox import PostgresOutbox
+from tests.outbox_relay.conftest import thing_happened, wait_until, write_events
+
+TWO_MEGABYTES = "x" * (2 * 1024 * 1024)
+
+
+async def test_unpublishable_event_is_dead_lettered_and_its_aggregate_moves_on(
+    ledger, ledger_url, topic, start_relay, start_consumer
+):
+    await start_relay(relay_max_attempts=3)
+    await start_consumer()
+    await write_events([thing_happened(topic, "poisoned", 0, blob=TWO_MEGABYTES)])
+    await write_events([thing_happened(topic, "poisoned", 1), thing_happened(topic, "healthy", 0)])
+
+    await wait_until(lambda: _applied(ledger, 2), timeout=60)
+    rows = await ledger.fetch("SELECT aggregate_id, seq FROM applied ORDER BY applied_order")
+    assert sorted(tuple(row) for row in rows) == [("healthy", 0), ("poisoned", 1)]
+    outbox = PostgresOutbox(ledger_url)
+    await outbox.open()
+    try:
+        [letter] = await outbox.dead_letters()
+        assert letter["aggregate_id"] == "poisoned"
+        assert letter["attempts"] == 3
+        assert "MessageSizeTooLarge" in letter["last_error"]
+
+        # An operator repairs the payload and re-drives it: it is published after all.
+        await ledger.execute("UPDATE outbox_dead_letter SET payload = '{\"seq\": 0}'::jsonb")
+        assert await outbox.redrive(letter["id"]) == 1
+        await ledger.execute("NOTIFY outbox")
+        await wait_until(lambda: _applied(ledger, 3), timeout=30)
+        assert await outbox.dead_letter_count() == 0
+    finally:
+        await outbox.close()
+
+
+async def test_failing_handler_dead_letters_the_event_and_the_partition_moves_on(
+    ledger, topic, start_relay, start_consumer
+):
+    async def fails_on_thirteen(event, connection):
+        if event.payload["seq"] == 13:
+            raise ValueError("thirteen is unlucky")
+        from tests.outbox_relay.conftest import record_effect
+
+        await record_effect(event, connection)
+
+    await start_relay()
+    await start_consumer(handler=fails_on_thirteen, max_attempts=3)
+    await write_events([thing_happened(topic, "a", seq) for seq in range(20)])
+    await wait_until(lambda: _applied(ledger, 19), timeout=30)
+    seqs = [row["seq"] for row in await ledger.fetch("SELECT seq FROM applied ORDER BY applied_order")]
+    assert seqs == [seq for seq in range(20) if seq != 13]
+    [letter] = await ledger.fetch("SELECT error, attempts FROM inbox_dead_letter")
+    assert letter["attempts"] == 3
+    assert "thirteen is unlucky" in letter["error"]
+
+
+async def test_undecodable_message_is_dead_lettered(ledger, topic, kafka_bootstrap, start_consumer):
+    await start_consumer()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"not json at all", key=b"a", partition=0)
+        good = thing_happened(topic, "a", 0)
+        headers = [("event_id", str(uuid.uuid4()).encode()), ("event_type", b"thing.happened"), ("aggregate_id", b"a")]
+        await producer.send_and_wait(topic, json.dumps(good.payload).encode(), key=b"a", headers=headers, partition=0)
+    finally:
+        await producer.stop()
+    await wait_until(lambda: _applied(ledger, 1), timeout=30)
+    [letter] = await ledger.fetch("SELECT error, value FROM inbox_dead_letter")
+    assert letter["value"] == "not json at all"
+
+
+async def _applied(ledger, expected: int) -> bool:
+    return await ledger.fetchval("SELECT count(*) FROM applied") >= expected
