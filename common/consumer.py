@@ -115,15 +115,19 @@ class EventConsumer:
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.name}")
 
     async def stop(self) -> None:
-        """Finish the event in hand, commit, leave the group."""
+        """Finish the event in hand, commit, leave the group. Safe to call twice, and with the broker down."""
         self._stopping = True
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=10)
-            except TimeoutError:
+            finished, _ = await asyncio.wait({self._task}, timeout=10)
+            if not finished:
                 self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         if self._kafka is not None:
-            await self._kafka.stop()
+            kafka, self._kafka = self._kafka, None
+            try:
+                await kafka.stop()
+            except KafkaError as error:
+                log.warning("consumer %s stopped uncleanly: %s", self.name, error)
 
     @property
     def running(self) -> bool:

@@ -102,15 +102,16 @@ async def record_effect(event: ReceivedEvent, connection: BaseDBAsyncClient) -> 
 
 
 @pytest.fixture
-async def start_consumer(kafka_bootstrap: str, topic: str) -> AsyncIterator[Callable]:
+async def start_consumer_on() -> AsyncIterator[Callable]:
+    """Starts idempotent consumers of `thing.happened` on any broker and topic; all stop at the end of the test."""
     consumers: list[EventConsumer] = []
 
-    async def start(handler=record_effect, max_attempts: int = 5) -> EventConsumer:
+    async def start(bootstrap: str, topic: str, handler=None, max_attempts: int = 5) -> EventConsumer:
         consumer = EventConsumer(
             f"ledger-{topic}",
-            kafka_bootstrap,
+            bootstrap,
             [topic],
-            {"thing.happened": handler},
+            {"thing.happened": handler or record_effect},
             DB,
             max_attempts=max_attempts,
             retry_delay=0.01,
@@ -122,6 +123,16 @@ async def start_consumer(kafka_bootstrap: str, topic: str) -> AsyncIterator[Call
     yield start
     for consumer in consumers:
         await consumer.stop()
+
+
+@pytest.fixture
+def start_consumer(start_consumer_on: Callable, kafka_bootstrap: str, topic: str) -> Callable:
+    """Starts an idempotent consumer of the test's topic on the session's broker."""
+
+    async def start(handler=None, max_attempts: int = 5) -> EventConsumer:
+        return await start_consumer_on(kafka_bootstrap, topic, handler, max_attempts)
+
+    return start
 
 
 def thing_happened(topic: str, aggregate_id: str, seq: int, **payload: object) -> Event:
