@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against real servers; results in bench/results/*.json (not pass/fail tests).
+bench: install
+	$(BIN)/python -m bench.relay
 
 lint: install
 	$(BIN)/ruff check .

@@ -86,6 +86,7 @@ class EventConsumer:
         database: str,
         max_attempts: int = 5,
         retry_delay: float = 0.1,
+        fetch_max_wait_ms: int = 25,
     ) -> None:
         self.name = name  # the consumer group, and the consumer's name in the inbox
         self.handlers = handlers
@@ -94,6 +95,7 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self._topics = topics
         self._bootstrap_servers = bootstrap_servers
+        self._fetch_max_wait_ms = fetch_max_wait_ms  # see ServiceSettings.kafka_fetch_max_wait_ms
         self._kafka: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self._stopping = False
@@ -108,7 +110,7 @@ class EventConsumer:
                 client_id=self.name,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",  # tansu's "latest" is unreliable; committed offsets make it moot
-                fetch_max_wait_ms=100,
+                fetch_max_wait_ms=self._fetch_max_wait_ms,
                 max_poll_records=500,
             )
         )

@@ -3,6 +3,7 @@
 Each service subclasses `ServiceSettings` and adds its own fields; every variable is listed in the README.
 """
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +15,9 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # How long the broker may hold a consumer's fetch. Kafka and AutoMQ answer as soon as data arrives; tansu, the
+    # local broker, always waits this long, so it is the floor of every event hop's latency there.
+    kafka_fetch_max_wait_ms: int = Field(25, ge=1)
     # Services other than user_svc verify access tokens with the keys published here (fetched, then cached).
     jwks_url: str = "http://127.0.0.1:8080/api/v1/.well-known/jwks.json"
     log_level: str = "INFO"

@@ -1,0 +1,61 @@
+"""What every benchmark needs: its own real servers on free ports, and a description of the machine."""
+
+import os
+import platform
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stack.infra import ServerProcess, broker_command, free_port, init_postgres, postgres_command
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Servers:
+    postgres_url: str  # append /<database>
+    kafka_bootstrap: str
+    directory: Path
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    """A durable PostgreSQL (fsync on, as in production) and a broker, stopped on exit."""
+    directory = Path(tempfile.mkdtemp(prefix="shop-bench-"))
+    directory.chmod(0o755)
+    init_postgres(directory / "postgres")
+    pg_port, broker_port = free_port(), free_port()
+    postgres = ServerProcess(
+        "postgres",
+        postgres_command(directory / "postgres", pg_port),
+        pg_port,
+        directory / "postgres.log",
+        stop_signal=signal.SIGINT,
+    ).start()
+    broker = ServerProcess("broker", broker_command(broker_port), broker_port, directory / "broker.log").start()
+    try:
+        yield Servers(f"postgres://postgres@127.0.0.1:{pg_port}", f"127.0.0.1:{broker_port}", directory)
+    finally:
+        broker.stop()
+        postgres.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def machine() -> dict:
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
