@@ -7,8 +7,10 @@ stock-updated   stock.updated {"product_id", "stock"} after every change; stock.
                 the reorder threshold
 user-events     user.created {"id", "email", "first_name", "last_name", "role", "created_at"}
 order-events    order.placed {"order_id", "user_id", "items": [{"product_id", "quantity", "price"}], "total_price"}
-                order.paid / order.cancelled {"order_id", "user_id"}
-                order.rejected {"order_id", "user_id", "reason"}
+                order.paid / order.cancelled / order.rejected {"order_id", "user_id", "status", "reason"}
+saga-events     (saga -> order_svc, key = order id) the saga's verdicts on an order
+                saga.rejected {"order_id", "reason"}: stock could not be reserved; the order becomes rejected
+                saga.expired {"order_id"}: not paid in time, stock released; the order becomes cancelled
 stock-commands  (saga -> stock, key = order id)
                 stock.reserve {"order_id", "items": [{"product_id", "quantity"}]}: all items or none
                 stock.release {"order_id"}: give back what the order holds (nothing held is fine)
@@ -36,6 +38,9 @@ ORDER_PLACED = "order.placed"
 ORDER_PAID = "order.paid"
 ORDER_CANCELLED = "order.cancelled"
 ORDER_REJECTED = "order.rejected"
+
+SAGA_REJECTED = "saga.rejected"
+SAGA_EXPIRED = "saga.expired"
 
 RESERVE_STOCK = "stock.reserve"
 RELEASE_STOCK = "stock.release"

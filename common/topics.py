@@ -20,8 +20,9 @@ STOCK_UPDATES = "stock-updated"  # stock.updated / stock.low (the seed's name)
 ORDER_EVENTS = "order-events"  # order.placed / order.paid / order.cancelled / order.rejected
 STOCK_COMMANDS = "stock-commands"  # saga -> stock: reserve / release / confirm, keyed by order id
 STOCK_REPLIES = "stock-replies"  # stock -> saga: reserved / rejected / released / confirmed
+SAGA_EVENTS = "saga-events"  # saga -> order_svc: saga.rejected / saga.expired
 
-ALL_TOPICS = (USER_EVENTS, PRODUCT_EVENTS, STOCK_UPDATES, ORDER_EVENTS, STOCK_COMMANDS, STOCK_REPLIES)
+ALL_TOPICS = (USER_EVENTS, PRODUCT_EVENTS, STOCK_UPDATES, ORDER_EVENTS, STOCK_COMMANDS, STOCK_REPLIES, SAGA_EVENTS)
 PARTITIONS = 4
 
 _TOPIC_ALREADY_EXISTS = 36
