@@ -1,0 +1,62 @@
+"""The saga's consumers: order events and stock's replies, each through the idempotent consumer helper."""
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from common.consumer import EventConsumer, ReceivedEvent
+from common.messages import (
+    ORDER_CANCELLED,
+    ORDER_PAID,
+    ORDER_PLACED,
+    STOCK_CONFIRMED,
+    STOCK_REJECTED,
+    STOCK_RELEASED,
+    STOCK_RESERVED,
+)
+from common.topics import ORDER_EVENTS, STOCK_REPLIES
+from saga.orchestrator import Orchestrator
+from saga.settings import SagaSettings
+
+DB = "saga"
+
+
+def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventConsumer]:
+    def on(method):  # adapt an orchestrator method taking (connection, order_id, cause)
+        async def handle(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+            await method(connection, event.payload["order_id"], str(event.id))
+
+        return handle
+
+    async def placed(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+        await orchestrator.order_placed(connection, event.payload, str(event.id))
+
+    async def rejected(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+        await orchestrator.stock_rejected(connection, event.payload, str(event.id))
+
+    common = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "database": DB,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+    }
+    return [
+        EventConsumer(
+            "saga.orders",
+            topics=[ORDER_EVENTS],
+            handlers={
+                ORDER_PLACED: placed,
+                ORDER_PAID: on(orchestrator.order_paid),
+                ORDER_CANCELLED: on(orchestrator.order_cancelled),
+            },
+            **common,
+        ),
+        EventConsumer(
+            "saga.stock",
+            topics=[STOCK_REPLIES],
+            handlers={
+                STOCK_RESERVED: on(orchestrator.stock_reserved),
+                STOCK_REJECTED: rejected,
+                STOCK_RELEASED: on(orchestrator.stock_released),
+                STOCK_CONFIRMED: on(orchestrator.stock_confirmed),
+            },
+            **common,
+        ),
+    ]

@@ -1,0 +1,76 @@
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class SagaState(StrEnum):
+    STARTED = "STARTED"
+    RESERVING = "RESERVING"
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
+    CONFIRMING = "CONFIRMING"
+    COMPLETED = "COMPLETED"
+    RELEASING = "RELEASING"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+    FAILED = "FAILED"
+
+
+TERMINAL_STATES = frozenset({SagaState.COMPLETED, SagaState.REJECTED, SagaState.CANCELLED, SagaState.EXPIRED})
+
+
+class StepName(StrEnum):
+    RESERVE = "reserve"
+    AWAIT_PAYMENT = "await_payment"
+    CONFIRM = "confirm"
+    RELEASE = "release"
+
+
+class StepState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABANDONED = "abandoned"  # overtaken by events: a cancel during the reservation, an expiry, a rejection
+
+
+class Saga(Model):
+    """One order's saga. Its row is locked (SELECT ... FOR UPDATE) by whatever moves it."""
+
+    order_id = fields.UUIDField(primary_key=True)
+    user_id = fields.IntField()
+    state = fields.CharEnumField(SagaState, max_length=20)
+    items = fields.JSONField()
+    paid = fields.BooleanField(default=False)  # the payment came while the stock was still being reserved
+    # Why the stock is being (or was) released: the terminal state that follows the release.
+    release_outcome = fields.CharEnumField(SagaState, max_length=20, null=True)
+    reason = fields.TextField(null=True)
+    failed_in = fields.CharEnumField(SagaState, max_length=20, null=True)  # the state to retry from
+    correlation_id = fields.CharField(max_length=100, null=True)
+    payment_deadline = fields.DatetimeField(null=True)
+    due_at = fields.DatetimeField(null=True, db_index=True)  # the next deadline: a step's timeout or the payment's
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    steps: fields.ReverseRelation["SagaStep"]
+
+    class Meta:
+        table = "sagas"
+
+
+class SagaStep(Model):
+    id = fields.BigIntField(primary_key=True)
+    saga: fields.ForeignKeyRelation[Saga] = fields.ForeignKeyField(
+        "saga.Saga", related_name="steps", on_delete=fields.CASCADE, db_index=True
+    )
+    name = fields.CharEnumField(StepName, max_length=20)
+    state = fields.CharEnumField(StepState, max_length=20, default=StepState.RUNNING)
+    attempts = fields.IntField(default=0)  # commands sent for this step
+    command_id = fields.UUIDField(null=True)  # the event id of the last command sent
+    started_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+    error = fields.TextField(null=True)
+
+    class Meta:
+        table = "saga_steps"
+        ordering = ("id",)

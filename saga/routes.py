@@ -1,0 +1,69 @@
+import uuid
+
+from pydantic import Field
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+from sanic_ext import openapi
+from tortoise.transactions import in_transaction
+
+from common.auth import authenticated, require_role
+from common.errors import Conflict, NotFound
+from common.validation import Schema, query_args
+from saga.models import Saga, SagaState, SagaStep
+from saga.views import saga_view
+
+sagas = Blueprint("sagas", url_prefix="/api/v1/sagas")
+
+
+class SagaListQuery(Schema):
+    state: SagaState | None = None
+    limit: int = Field(50, ge=1, le=500)
+    skip: int = Field(0, ge=0)
+
+    model_config = Schema.model_config | {"extra": "ignore"}
+
+
+def _order_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise NotFound(f"No saga for order {text}") from None
+
+
+@sagas.get("/", strict_slashes=False)
+@openapi.secured("bearer")
+@require_role("admin")
+async def list_sagas(request: Request) -> HTTPResponse:
+    query = query_args(request, SagaListQuery)
+    found = Saga.all().order_by("-created_at").offset(query.skip).limit(query.limit)
+    if query.state is not None:
+        found = found.filter(state=query.state)
+    return json([saga_view(saga) for saga in await found])
+
+
+@sagas.get("/<order_id:str>")
+@openapi.secured("bearer")
+@authenticated
+async def inspect(request: Request, order_id: str) -> HTTPResponse:
+    """The saga of an order: its state and every step with times, attempts and errors (owner or admin)."""
+    saga = await Saga.get_or_none(order_id=_order_id(order_id))
+    principal = request.ctx.principal
+    if saga is None or not (principal.is_admin or principal.user_id == saga.user_id):
+        raise NotFound(f"No saga for order {order_id}")
+    return json(saga_view(saga, await SagaStep.filter(saga_id=saga.order_id).order_by("id")))
+
+
+@sagas.post("/<order_id:str>/retry")
+@openapi.secured("bearer")
+@require_role("admin")
+async def retry(request: Request, order_id: str) -> HTTPResponse:
+    """Start a FAILED saga's failed step over."""
+    async with in_transaction("saga") as connection:
+        saga = await Saga.filter(order_id=_order_id(order_id)).using_db(connection).select_for_update().first()
+        if saga is None:
+            raise NotFound(f"No saga for order {order_id}")
+        if saga.state != SagaState.FAILED:
+            raise Conflict(f"Only a FAILED saga can be retried; this one is {saga.state.value}", state=saga.state)
+        await request.app.ctx.orchestrator.retry(connection, saga)
+    steps = await SagaStep.filter(saga_id=saga.order_id).order_by("id")
+    return json(saga_view(saga, steps))

@@ -1,0 +1,38 @@
+"""Deadlines: step timeouts and payment deadlines live in `sagas.due_at`, so they survive restarts. Any number of
+saga instances look for due sagas; SKIP LOCKED gives each due saga to one of them."""
+
+import asyncio
+import logging
+
+from tortoise.exceptions import OperationalError
+from tortoise.transactions import in_transaction
+
+from saga.models import Saga
+from saga.orchestrator import Orchestrator
+
+log = logging.getLogger(__name__)
+
+DB = "saga"
+
+
+async def handle_due_sagas(orchestrator: Orchestrator, batch: int = 50) -> int:
+    """Move every saga whose deadline passed; returns how many were due."""
+    async with in_transaction(DB) as connection:
+        due = await connection.execute_query_dict(
+            "SELECT order_id FROM sagas WHERE due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            [batch],
+        )
+        for row in due:
+            saga = await Saga.get(order_id=row["order_id"]).using_db(connection)
+            await orchestrator.deadline_passed(connection, saga)
+    return len(due)
+
+
+async def keep_watching_deadlines(orchestrator: Orchestrator, interval: float) -> None:
+    while True:
+        try:
+            while await handle_due_sagas(orchestrator):
+                pass
+        except (OSError, OperationalError) as error:
+            log.warning("looking for due sagas failed: %s", error)
+        await asyncio.sleep(interval)

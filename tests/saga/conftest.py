@@ -1,0 +1,69 @@
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from common.tokens import TokenIssuer, generate_private_key_pem
+from saga.app import create_saga_app
+from saga.models import Saga
+from saga.orchestrator import Orchestrator, Timing
+from saga.settings import SagaSettings
+from tests.support import serving
+
+ITEMS = [{"product_id": "p-1", "quantity": 1, "price": 899.99}, {"product_id": "p-2", "quantity": 2, "price": 10.0}]
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TokenIssuer:
+    return TokenIssuer(generate_private_key_pem(), timedelta(minutes=5), timedelta(days=1))
+
+
+@pytest.fixture(scope="session")
+async def saga_client(postgres_url: str, kafka_bootstrap: str, issuer: TokenIssuer) -> AsyncIterator[httpx.AsyncClient]:
+    """The saga app without its consumers and timer: tests drive the orchestrator themselves."""
+    settings = SagaSettings(
+        _env_file=None, SAGA_DATABASE_URL=f"{postgres_url}/sagas", kafka_bootstrap_servers=kafka_bootstrap
+    )
+    async with serving(create_saga_app(settings, token_verifier=issuer.verifier(), consume=False)) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(saga_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    await connections.get("saga").execute_script("TRUNCATE sagas, saga_steps, outbox, inbox RESTART IDENTITY CASCADE")
+    return saga_client
+
+
+def orchestrator(payment_timeout: float = 900, step_timeout: float = 10, step_max_attempts: int = 3) -> Orchestrator:
+    return Orchestrator(Timing(payment_timeout, step_timeout, step_max_attempts))
+
+
+async def run(method, *arguments: Any) -> None:
+    """One orchestrator call in its own transaction, as a consumer runs it."""
+    async with in_transaction("saga") as connection:
+        await method(connection, *arguments, str(uuid.uuid4()))
+
+
+async def place(saga_orchestrator: Orchestrator, user_id: int = 7) -> str:
+    order_id = str(uuid.uuid4())
+    payload = {"order_id": order_id, "user_id": str(user_id), "items": ITEMS, "total_price": 919.99}
+    await run(saga_orchestrator.order_placed, payload)
+    return order_id
+
+
+async def saga_of(order_id: str) -> Saga:
+    return await Saga.get(order_id=order_id)
+
+
+async def commands(order_id: str) -> list[tuple[str, dict]]:
+    rows = await connections.get("saga").execute_query_dict(
+        "SELECT event_type, payload::text AS payload FROM outbox WHERE aggregate_id = $1 ORDER BY position",
+        [order_id],
+    )
+    return [(row["event_type"], json.loads(row["payload"])) for row in rows]

@@ -1,0 +1,62 @@
+"""GET /api/v1/sagas/{order_id} (owner or admin), GET /api/v1/sagas (admin), POST .../retry (admin)."""
+
+import asyncio
+
+from saga.timer import handle_due_sagas
+from tests.saga.conftest import orchestrator, place, run
+
+
+def bearer(issuer, user_id: int, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issuer.access_token(user_id, role)}"}
+
+
+async def test_owner_and_admin_see_the_steps_others_do_not(client, issuer):
+    saga = orchestrator()
+    order_id = await place(saga, user_id=7)
+    await run(saga.stock_reserved, order_id)
+    response = await client.get(f"/api/v1/sagas/{order_id}", headers=bearer(issuer, 7, "user"))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["order_id"], body["user_id"], body["state"]) == (order_id, "7", "AWAITING_PAYMENT")
+    assert [(s["step"], s["state"], s["attempts"]) for s in body["steps"]] == [
+        ("reserve", "succeeded", 1),
+        ("await_payment", "running", 0),
+    ]
+    assert body["steps"][0]["finished_at"] >= body["steps"][0]["started_at"]
+    assert (await client.get(f"/api/v1/sagas/{order_id}", headers=bearer(issuer, 1, "admin"))).status_code == 200
+    assert (await client.get(f"/api/v1/sagas/{order_id}", headers=bearer(issuer, 8, "user"))).status_code == 404
+    assert (await client.get("/api/v1/sagas/not-a-uuid", headers=bearer(issuer, 7, "user"))).status_code == 404
+    assert (await client.get(f"/api/v1/sagas/{order_id}")).status_code == 401
+
+
+async def test_admin_lists_sagas_by_state(client, issuer):
+    saga = orchestrator()
+    first = await place(saga)
+    second = await place(saga)
+    await run(saga.stock_reserved, second)
+    admin = bearer(issuer, 1, "admin")
+    listed = (await client.get("/api/v1/sagas?state=RESERVING", headers=admin)).json()
+    assert [entry["order_id"] for entry in listed] == [first]
+    everything = (await client.get("/api/v1/sagas?limit=10", headers=admin)).json()
+    assert [entry["order_id"] for entry in everything] == [second, first]
+    assert (await client.get("/api/v1/sagas", headers=bearer(issuer, 7, "user"))).status_code == 403
+    bad = await client.get("/api/v1/sagas?state=NAPPING", headers=admin)
+    assert bad.status_code == 422
+    assert bad.json()["fields"][0]["field"] == "state"
+
+
+async def test_admin_retries_a_failed_saga(client, issuer):
+    saga = orchestrator(step_timeout=0.01, step_max_attempts=1)
+    order_id = await place(saga)
+    await asyncio.sleep(0.05)
+    await handle_due_sagas(saga)
+    admin = bearer(issuer, 1, "admin")
+    assert (await client.get(f"/api/v1/sagas/{order_id}", headers=admin)).json()["state"] == "FAILED"
+
+    retried = await client.post(f"/api/v1/sagas/{order_id}/retry", headers=admin)
+    assert retried.status_code == 200
+    assert retried.json()["state"] == "RESERVING"
+    assert [(s["step"], s["state"]) for s in retried.json()["steps"]] == [("reserve", "failed"), ("reserve", "running")]
+    again = await client.post(f"/api/v1/sagas/{order_id}/retry", headers=admin)
+    assert again.status_code == 409
+    assert (await client.post(f"/api/v1/sagas/{order_id}/retry", headers=bearer(issuer, 7, "user"))).status_code == 403

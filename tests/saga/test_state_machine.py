@@ -1,0 +1,120 @@
+"""The saga's transitions, driven event by event against its real database."""
+
+import asyncio
+
+from tortoise.transactions import in_transaction
+
+from saga.models import SagaState
+from saga.timer import handle_due_sagas
+from tests.saga.conftest import commands, orchestrator, place, run, saga_of
+
+RESERVE = {"order_id": None, "items": [{"product_id": "p-1", "quantity": 1}, {"product_id": "p-2", "quantity": 2}]}
+
+
+async def test_happy_path_reserve_pay_confirm(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    assert (await saga_of(order_id)).state == SagaState.RESERVING
+    assert await commands(order_id) == [("stock.reserve", {**RESERVE, "order_id": order_id})]
+
+    await run(saga.stock_reserved, order_id)
+    awaiting = await saga_of(order_id)
+    assert awaiting.state == SagaState.AWAITING_PAYMENT
+    assert awaiting.payment_deadline is not None and awaiting.due_at == awaiting.payment_deadline
+
+    await run(saga.order_paid, order_id)
+    assert (await saga_of(order_id)).state == SagaState.CONFIRMING
+    assert (await commands(order_id))[-1] == ("stock.confirm", {"order_id": order_id})
+
+    await run(saga.stock_confirmed, order_id)
+    done = await saga_of(order_id)
+    assert (done.state, done.due_at) == (SagaState.COMPLETED, None)
+
+
+async def test_rejection_compensates_then_rejects_the_order(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    await run(saga.stock_rejected, {"order_id": order_id, "reason": "not enough stock for p-2"})
+    assert (await saga_of(order_id)).state == SagaState.RELEASING
+    assert (await commands(order_id))[-1] == ("stock.release", {"order_id": order_id})
+
+    await run(saga.stock_released, order_id)
+    rejected = await saga_of(order_id)
+    assert (rejected.state, rejected.reason) == (SagaState.REJECTED, "not enough stock for p-2")
+    assert (await commands(order_id))[-1] == (
+        "saga.rejected",
+        {"order_id": order_id, "reason": "not enough stock for p-2"},
+    )
+
+
+async def test_cancel_while_awaiting_payment_releases(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    await run(saga.stock_reserved, order_id)
+    await run(saga.order_cancelled, order_id)
+    assert (await saga_of(order_id)).state == SagaState.RELEASING
+    await run(saga.stock_released, order_id)
+    assert (await saga_of(order_id)).state == SagaState.CANCELLED
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve", "stock.release"]
+
+
+async def test_cancel_racing_the_reservation_still_releases(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    await run(saga.order_cancelled, order_id)  # before stock answered the reservation
+    await run(saga.stock_reserved, order_id)  # the reservation's reply arrives late: ignored
+    assert (await saga_of(order_id)).state == SagaState.RELEASING
+    await run(saga.stock_released, order_id)
+    assert (await saga_of(order_id)).state == SagaState.CANCELLED
+
+
+async def test_payment_during_the_reservation_confirms_right_after_it(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    await run(saga.order_paid, order_id)
+    await run(saga.stock_reserved, order_id)
+    assert (await saga_of(order_id)).state == SagaState.CONFIRMING
+
+
+async def test_payment_deadline_expires_the_order(client):
+    saga = orchestrator(payment_timeout=0.05)
+    order_id = await place(saga)
+    await run(saga.stock_reserved, order_id)
+    await asyncio.sleep(0.1)
+    assert await handle_due_sagas(saga) == 1
+    assert (await saga_of(order_id)).state == SagaState.RELEASING
+    await run(saga.stock_released, order_id)
+    assert (await saga_of(order_id)).state == SagaState.EXPIRED
+    assert (await commands(order_id))[-1] == ("saga.expired", {"order_id": order_id})
+
+
+async def test_unanswered_command_is_resent_then_the_saga_fails(client):
+    saga = orchestrator(step_timeout=0.01, step_max_attempts=3)
+    order_id = await place(saga)
+    for _ in range(2):
+        await asyncio.sleep(0.1)
+        await handle_due_sagas(saga)
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve"] * 3
+    await asyncio.sleep(0.1)
+    await handle_due_sagas(saga)
+    failed = await saga_of(order_id)
+    assert (failed.state, failed.failed_in, failed.due_at) == (SagaState.FAILED, SagaState.RESERVING, None)
+    assert failed.reason == "no reply from stock after 3 attempts"
+
+
+async def test_duplicates_change_nothing(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    async with in_transaction("saga") as connection:  # the same order placed again, under another event id
+        await saga.order_placed(connection, {"order_id": order_id, "user_id": "7", "items": []}, "other")
+    await run(saga.stock_reserved, order_id)
+    await run(saga.stock_reserved, order_id)
+    await run(saga.stock_released, order_id)  # a reply that does not fit the state
+    assert (await saga_of(order_id)).state == SagaState.AWAITING_PAYMENT
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve"]
+
+
+async def test_unknown_order_is_ignored(client):
+    saga = orchestrator()
+    await run(saga.stock_reserved, "7b1e9f5e-0000-4000-8000-000000000000")
+    await run(saga.order_paid, "7b1e9f5e-0000-4000-8000-000000000000")
