@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
+from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from outbox_relay.metrics import RelayMetrics
@@ -39,7 +40,9 @@ class OutboxSource(Protocol):
     async def purge(self, older_than_seconds: float) -> int: ...
 
 
-_RETRYABLE = (BrokerUnavailable, RecordsFailed, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# What a drain loop backs off on and retries: the broker, a record, or a database (PostgreSQL or MongoDB) failing.
+_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, PyMongoError)
+_RETRYABLE = (BrokerUnavailable, RecordsFailed, *_STORE_ERRORS)
 _BACKOFF = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)  # 50 ms doubling to 5 s
 
 
@@ -113,7 +116,7 @@ class Relay:
                 try:
                     if purged := await outbox.purge(retention):
                         log.info("purged %d published rows from %s", purged, outbox.name)
-                except (OSError, asyncpg.PostgresError) as error:
+                except _STORE_ERRORS as error:
                     log.warning("purging %s failed: %s", outbox.name, error)
             await asyncio.sleep(self.settings.relay_purge_interval)
 
@@ -124,6 +127,6 @@ class Relay:
                     self.metrics.pending.labels(outbox.name).set(await outbox.pending())
                     self.metrics.oldest_pending_age.labels(outbox.name).set(await outbox.oldest_pending_age())
                     self.metrics.dead_letters.labels(outbox.name).set(await outbox.dead_letter_count())
-                except (OSError, asyncpg.PostgresError):
+                except _STORE_ERRORS:
                     pass  # the drain loop reports the outage
             await asyncio.sleep(interval)

@@ -1,0 +1,1 @@
+"""catalog_svc: the product catalog in MongoDB; every change and its product event commit together."""
