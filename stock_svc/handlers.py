@@ -1,0 +1,55 @@
+"""What stock_svc does with the events it consumes: products come and go, and the saga's stock commands.
+
+Each handler runs inside the consumer helper's transaction (which also records the event in the inbox) and
+does all its work on that `connection`.
+"""
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from common.consumer import EventConsumer, Handler, ReceivedEvent
+from common.messages import CONFIRM_STOCK, PRODUCT_CREATED, PRODUCT_DELETED, RELEASE_STOCK, RESERVE_STOCK
+from common.topics import PRODUCT_EVENTS, STOCK_COMMANDS
+from stock_svc import inventory, reservations
+from stock_svc.inventory import DB
+from stock_svc.schemas import OrderCommand, ProductCreated, ProductRef, ReserveCommand
+from stock_svc.settings import StockSettings
+
+
+async def on_product_created(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+    product = ProductCreated.model_validate(event.payload)
+    await inventory.create_item_for_product(connection, product.id, product.quantity, causation_id=str(event.id))
+
+
+async def on_product_deleted(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+    await inventory.retire_item(connection, ProductRef.model_validate(event.payload).id)
+
+
+async def on_reserve_stock(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+    await reservations.reserve_order(connection, ReserveCommand.model_validate(event.payload), str(event.id))
+
+
+async def on_release_stock(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+    await reservations.release_order(connection, OrderCommand.model_validate(event.payload).order_id, str(event.id))
+
+
+async def on_confirm_stock(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
+    await reservations.confirm_order(connection, OrderCommand.model_validate(event.payload).order_id, str(event.id))
+
+
+# product.updated is not handled: a product's quantity field is its initial stock, which inventory now owns.
+PRODUCT_HANDLERS: dict[str, Handler] = {PRODUCT_CREATED: on_product_created, PRODUCT_DELETED: on_product_deleted}
+
+COMMAND_HANDLERS: dict[str, Handler] = {
+    RESERVE_STOCK: on_reserve_stock,
+    RELEASE_STOCK: on_release_stock,
+    CONFIRM_STOCK: on_confirm_stock,
+}
+
+
+def stock_consumers(settings: StockSettings) -> list[EventConsumer]:
+    """The consumers of product events and of the saga's stock commands (not started)."""
+    servers = settings.kafka_bootstrap_servers
+    return [
+        EventConsumer("stock_svc.products", servers, [PRODUCT_EVENTS], PRODUCT_HANDLERS, DB),
+        EventConsumer("stock_svc.commands", servers, [STOCK_COMMANDS], COMMAND_HANDLERS, DB),
+    ]

@@ -1,0 +1,36 @@
+"""Adjustments add or remove available units; the result never goes negative."""
+
+from tests.stock_svc.conftest import create_item, get_item, quantities
+
+
+async def adjust(client, admin, change: int, reference_id: str | None = None):
+    body = {"product_id": "product-1", "quantity_change": change}
+    if reference_id is not None:
+        body["reference_id"] = reference_id
+    return await client.post("/api/v1/inventory/adjust", json=body, headers=admin)
+
+
+async def test_adjust_adds_and_removes_available_units(client, admin):
+    await create_item(client, admin, "product-1", 10)
+    assert quantities((await adjust(client, admin, 15, "delivery-7")).json()) == (25, 0)
+    assert quantities((await adjust(client, admin, -25, "stocktake")).json()) == (0, 0)
+
+
+async def test_an_adjustment_below_zero_is_a_conflict_with_the_numbers(client, admin, user):
+    await create_item(client, admin, "product-1", 10)
+    await client.post(
+        "/api/v1/inventory/reserve", json={"product_id": "product-1", "quantity": 4, "order_id": "o-1"}, headers=admin
+    )
+    response = await adjust(client, admin, -7)
+    assert response.status_code == 409
+    body = response.json()
+    assert (body["product_id"], body["requested"], body["available"]) == ("product-1", -7, 6)
+    assert quantities(await get_item(client, user, "product-1")) == (6, 4)
+
+
+async def test_stock_cannot_outgrow_the_database_columns(client, admin):
+    await create_item(client, admin, "product-1", 1_000_000_000)
+    assert (await adjust(client, admin, 1_000_000_000)).status_code == 200
+    response = await adjust(client, admin, 1_000_000_000)
+    assert response.status_code == 409
+    assert response.json()["product_id"] == "product-1"
