@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test demo lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The seed walk-through against a running system (`make run` in another terminal; BASE_URL for another one).
+demo: install
+	$(BIN)/python -m demo
 
 # Benchmarks against real servers; results in bench/results/*.json (not pass/fail tests).
 bench: install

@@ -9,6 +9,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 from sanic_ext import Extend
 
+from common.consumer import EventConsumer
 from common.errors import install_error_handlers
 from common.logs import configure_logging, correlation_id
 from common.settings import ServiceSettings
@@ -73,6 +74,27 @@ async def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool
         writer.close()
         return True
     return False
+
+
+def register_consumers(app: Sanic, make_consumers: Callable[[], list[EventConsumer]]) -> None:
+    """Consume once the server has started (its database opens before that) and stop before the database
+    closes; readiness waits for every consumer to run."""
+    app.ctx.consumers = None
+
+    async def consumers_running() -> bool:
+        return app.ctx.consumers is not None and all(consumer.running for consumer in app.ctx.consumers)
+
+    app.ctx.readiness_checks["consumers"] = consumers_running
+
+    @app.after_server_start
+    async def start_consumers(app: Sanic) -> None:
+        consumers = make_consumers()
+        await asyncio.gather(*(consumer.start() for consumer in consumers))  # joining a group takes seconds
+        app.ctx.consumers = consumers
+
+    @app.before_server_stop
+    async def stop_consumers(app: Sanic) -> None:
+        await asyncio.gather(*(consumer.stop() for consumer in app.ctx.consumers or ()))
 
 
 def run(app: Sanic, settings: ServiceSettings) -> None:

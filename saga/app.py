@@ -1,15 +1,13 @@
-import asyncio
-
 from sanic import Sanic
 
 from common.database import database_reachable, register_database
-from common.service import broker_reachable, create_app
+from common.service import broker_reachable, create_app, register_consumers
 from common.tokens import JwksKeys, TokenVerifier
 from saga.handlers import consumers
 from saga.orchestrator import Orchestrator, Timing
 from saga.routes import sagas
 from saga.settings import SagaSettings
-from saga.timer import keep_watching_deadlines
+from saga.timer import register_deadline_timer
 
 NAME = "saga"
 
@@ -21,7 +19,6 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     app.ctx.token_verifier = token_verifier or TokenVerifier(JwksKeys(settings.jwks_url))
     orchestrator = Orchestrator(Timing(settings.payment_timeout, settings.step_timeout, settings.step_max_attempts))
     app.ctx.orchestrator = orchestrator
-    app.ctx.consumers = consumers(settings, orchestrator) if consume else []
     app.ctx.readiness_checks.update(
         database=lambda: database_reachable(NAME),
         broker=lambda: broker_reachable(settings.kafka_bootstrap_servers),
@@ -30,19 +27,8 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     register_database(app, settings.database_url, NAME)
     app.blueprint(sagas)
 
-    @app.after_server_start
-    async def start_work(app: Sanic) -> None:
-        for consumer in app.ctx.consumers:
-            await consumer.start()
-        if consume:
-            app.ctx.timer = asyncio.create_task(keep_watching_deadlines(orchestrator, settings.saga_timer_interval))
-
-    @app.before_server_stop
-    async def stop_work(app: Sanic) -> None:
-        if timer := getattr(app.ctx, "timer", None):
-            timer.cancel()
-            await asyncio.gather(timer, return_exceptions=True)
-        for consumer in app.ctx.consumers:
-            await consumer.stop()
+    if consume:
+        register_consumers(app, lambda: consumers(settings, orchestrator))
+        register_deadline_timer(app, orchestrator, settings.saga_timer_interval)
 
     return app

@@ -4,6 +4,7 @@ saga instances look for due sagas; SKIP LOCKED gives each due saga to one of the
 import asyncio
 import logging
 
+from sanic import Sanic
 from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
@@ -36,3 +37,14 @@ async def keep_watching_deadlines(orchestrator: Orchestrator, interval: float) -
         except (OSError, OperationalError) as error:
             log.warning("looking for due sagas failed: %s", error)
         await asyncio.sleep(interval)
+
+
+def register_deadline_timer(app: Sanic, orchestrator: Orchestrator, interval: float) -> None:
+    @app.after_server_start
+    async def start_timer(app: Sanic) -> None:
+        app.ctx.deadline_timer = asyncio.create_task(keep_watching_deadlines(orchestrator, interval))
+
+    @app.before_server_stop
+    async def stop_timer(app: Sanic) -> None:
+        app.ctx.deadline_timer.cancel()
+        await asyncio.gather(app.ctx.deadline_timer, return_exceptions=True)
