@@ -6,21 +6,16 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from catalog_svc.products import Catalog
 from catalog_svc.routes.products import products
 from catalog_svc.settings import CatalogSettings
-from common.service import broker_reachable, create_app
-from common.tokens import JwksKeys, TokenVerifier
+from common.service import create_app
+from common.tokens import TokenVerifier
 
 NAME = "catalog_svc"
 
 
 def create_catalog_app(settings: CatalogSettings, token_verifier: TokenVerifier | None = None) -> Sanic:
     """The catalog; tokens are verified with user_svc's published keys unless a verifier is given (tests)."""
-    app = create_app(NAME, "Catalog service", settings)
-    app.ctx.token_verifier = token_verifier or TokenVerifier(JwksKeys(settings.jwks_url))
-    app.ctx.readiness_checks.update(
-        database=lambda: app.ctx.catalog.reachable(),
-        broker=lambda: broker_reachable(settings.kafka_bootstrap_servers),
-    )
-    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
+    app = create_app(NAME, "Catalog service", settings, token_verifier)
+    app.ctx.readiness_checks["database"] = lambda: app.ctx.catalog.reachable()
 
     @app.before_server_start
     async def open_catalog(app: Sanic) -> None:

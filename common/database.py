@@ -107,7 +107,8 @@ async def _init_all() -> None:
 
 
 def register_database(app: Sanic, database_url: str, app_label: str, pool_size: int = 10) -> None:
-    """Open the database before the server starts and close it after it stops."""
+    """Open the database before the server starts and close it after it stops; `/ready` checks it."""
+    app.ctx.readiness_checks["database"] = lambda: database_reachable(app_label)
 
     @app.before_server_start
     async def open_orm(app: Sanic) -> None:

@@ -13,16 +13,19 @@ from common.consumer import EventConsumer
 from common.errors import install_error_handlers
 from common.logs import configure_logging, correlation_id
 from common.settings import ServiceSettings
+from common.tokens import JwksKeys, TokenVerifier
 
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def create_app(name: str, title: str, settings: ServiceSettings) -> Sanic:
-    """A service app: JSON errors, `X-Request-ID` on every response, `/health`, `/ready` and OpenAPI docs.
+def create_app(name: str, title: str, settings: ServiceSettings, token_verifier: TokenVerifier | None = None) -> Sanic:
+    """A service app: JSON errors, `X-Request-ID` on every response, `/health`, `/ready` (the broker, and what
+    the service adds to `app.ctx.readiness_checks`) and OpenAPI docs.
 
-    The docs are served at `/api/v1/docs/<name>` so that the gateway reaches them like any other path.
+    Bearer tokens are verified with user_svc's published keys (JWKS_URL, fetched on first use) unless a verifier
+    is given. The docs are served at `/api/v1/docs/<name>` so that the gateway reaches them like any other path.
     """
     app = Sanic(name)
     app.config.update(
@@ -37,8 +40,10 @@ def create_app(name: str, title: str, settings: ServiceSettings) -> Sanic:
     )
     Extend(app)
     app.ext.openapi.describe(title, version="1.0.0")
+    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
     app.ctx.settings = settings
-    app.ctx.readiness_checks = {}
+    app.ctx.token_verifier = token_verifier or TokenVerifier(JwksKeys(settings.jwks_url))
+    app.ctx.readiness_checks = {"broker": lambda: broker_reachable(settings.kafka_bootstrap_servers)}
     install_error_handlers(app)
 
     @app.on_request

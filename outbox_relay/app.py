@@ -7,7 +7,7 @@ from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json, raw
 
 from common.errors import NotFound
-from common.service import broker_reachable, create_app
+from common.service import create_app
 from outbox_relay.postgres_outbox import PostgresOutbox
 from outbox_relay.publisher import Publisher
 from outbox_relay.relay import Relay
@@ -39,9 +39,7 @@ def create_relay_app(settings: RelaySettings) -> Sanic:
             return False
         return True
 
-    app.ctx.readiness_checks.update(
-        outboxes=outboxes_reachable, broker=lambda: broker_reachable(settings.kafka_bootstrap_servers)
-    )
+    app.ctx.readiness_checks["outboxes"] = outboxes_reachable
 
     @app.before_server_start
     async def start_relay(app: Sanic) -> None:

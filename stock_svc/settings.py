@@ -7,6 +7,3 @@ class StockSettings(ServiceSettings):
     database_url: str = Field(
         "postgres://postgres@127.0.0.1:5432/stock", validation_alias=AliasChoices("STOCK_DATABASE_URL")
     )
-    # CONSUME_EVENTS=false runs an instance that serves HTTP only (product events and saga commands are then
-    # left to other instances).
-    consume_events: bool = True

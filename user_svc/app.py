@@ -1,7 +1,7 @@
 from sanic import Sanic
 
-from common.database import database_reachable, register_database
-from common.service import broker_reachable, create_app
+from common.database import register_database
+from common.service import create_app
 from user_svc.accounts import ensure_admin
 from user_svc.routes.addresses import addresses
 from user_svc.routes.auth import auth
@@ -14,16 +14,10 @@ NAME = "user_svc"
 
 
 def create_user_app(settings: UserSettings) -> Sanic:
-    app = create_app(NAME, "User service", settings)
     issuer = token_issuer(settings)
+    app = create_app(NAME, "User service", settings, token_verifier=issuer.verifier())
     app.ctx.token_issuer = issuer
-    app.ctx.token_verifier = issuer.verifier()
     app.ctx.sessions = Sessions(issuer, LoginThrottle(settings))
-    app.ctx.readiness_checks.update(
-        database=lambda: database_reachable(NAME),
-        broker=lambda: broker_reachable(settings.kafka_bootstrap_servers),
-    )
-    app.ext.openapi.add_security_scheme("bearer", "http", scheme="bearer", bearer_format="JWT")
     register_database(app, settings.database_url, NAME)
 
     @app.before_server_start

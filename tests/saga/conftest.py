@@ -28,9 +28,12 @@ def issuer() -> TokenIssuer:
 async def saga_client(postgres_url: str, kafka_bootstrap: str, issuer: TokenIssuer) -> AsyncIterator[httpx.AsyncClient]:
     """The saga app without its consumers and timer: tests drive the orchestrator themselves."""
     settings = SagaSettings(
-        _env_file=None, SAGA_DATABASE_URL=f"{postgres_url}/sagas", kafka_bootstrap_servers=kafka_bootstrap
+        _env_file=None,
+        SAGA_DATABASE_URL=f"{postgres_url}/sagas",
+        kafka_bootstrap_servers=kafka_bootstrap,
+        consume_events=False,
     )
-    async with serving(create_saga_app(settings, token_verifier=issuer.verifier(), consume=False)) as client:
+    async with serving(create_saga_app(settings, token_verifier=issuer.verifier())) as client:
         yield client
 
 

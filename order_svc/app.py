@@ -1,0 +1,22 @@
+from sanic import Sanic
+
+from common.database import register_database
+from common.service import create_app, register_consumers
+from common.tokens import TokenVerifier
+from order_svc.handlers import order_consumers
+from order_svc.orders import DB
+from order_svc.routes import order_routes
+from order_svc.settings import OrderSettings
+
+NAME = DB
+
+
+def create_order_app(settings: OrderSettings, token_verifier: TokenVerifier | None = None) -> Sanic:
+    """The order service; tokens are verified with user_svc's published keys unless a verifier is given (tests).
+    Its consumers run when `settings.consume_events` is on."""
+    app = create_app(NAME, "Order service", settings, token_verifier)
+    register_database(app, settings.database_url, NAME)
+    if settings.consume_events:
+        register_consumers(app, lambda: order_consumers(settings))
+    app.blueprint(order_routes)
+    return app

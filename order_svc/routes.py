@@ -1,0 +1,58 @@
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, empty, json
+from sanic_ext import openapi
+
+from common.auth import authenticated, require_role
+from common.validation import json_body, query_args
+from order_svc import orders
+from order_svc.schemas import NewOrder, Page, StatusChange, order_view
+
+# Placing an order needs the user role; reading and changing one needs its owner or an admin (others get 404).
+order_routes = Blueprint("orders", url_prefix="/api/v1/orders")
+
+
+@order_routes.post("/", strict_slashes=False)
+@openapi.body({"application/json": NewOrder})
+@openapi.response(201, description="The new order, pending")
+@openapi.secured("bearer")
+@require_role("user")
+async def place_order(request: Request) -> HTTPResponse:
+    order, items = await orders.place_order(request.ctx.principal, json_body(request, NewOrder))
+    return json(order_view(order, items), status=201)
+
+
+@order_routes.get("/", strict_slashes=False)
+@openapi.parameter("skip", int, "query")
+@openapi.parameter("limit", int, "query")
+@openapi.response(200, description="The caller's orders, newest first")
+@openapi.secured("bearer")
+@authenticated
+async def list_orders(request: Request) -> HTTPResponse:
+    page = query_args(request, Page)
+    return json([order_view(*order) for order in await orders.orders_of(request.ctx.principal.user_id, page)])
+
+
+@order_routes.get("/<order_id:str>")
+@openapi.secured("bearer")
+@authenticated
+async def get_order(request: Request, order_id: str) -> HTTPResponse:
+    return json(order_view(*await orders.find_order(request.ctx.principal, order_id)))
+
+
+@order_routes.put("/<order_id:str>/status")
+@openapi.body({"application/json": StatusChange})
+@openapi.response(409, description="The order cannot go from its status to this one")
+@openapi.secured("bearer")
+@authenticated
+async def change_status(request: Request, order_id: str) -> HTTPResponse:
+    status = json_body(request, StatusChange).status
+    return json(order_view(*await orders.change_status(request.ctx.principal, order_id, status)))
+
+
+@order_routes.delete("/<order_id:str>")
+@openapi.response(204, description="Cancelled")
+@openapi.secured("bearer")
+@authenticated
+async def cancel_order(request: Request, order_id: str) -> HTTPResponse:
+    await orders.cancel_order(request.ctx.principal, order_id)
+    return empty()
