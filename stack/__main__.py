@@ -19,214 +19,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from honcho import manager as honcho_manager
 from honcho.manager import Manager
 from honcho.printer import Message, Printer
 
-from common.tokens import generate_private_key_pem
 from common.topics import ensure_topics
 from stack import infra
-from stack.services import (
-    CATALOG_MONGO_DATABASE,
-    DATABASES,
-    KAFKA,
-    MONGO,
-    OUTBOX_DATABASES,
-    OUTBOX_MONGO,
-    Service,
-    present_services,
-)
+from stack.plan import Part, Stack, local_host, plan
 from stack.settings import StackSettings
 
 LAUNCHER = "stack"  # the name of the launcher's own lines and of its log file
 SERVICES_STOP_WAIT = 5.0  # seconds the infrastructure outlives the services at a stop
-
-
-@dataclass
-class Part:
-    """One component of the stack: a process started here (`command`) or an external server (no command)."""
-
-    name: str  # honcho process name and log file stem
-    label: str
-    address: str
-    command: list[str] | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    port: int | None = None  # probed with TCP until open (embedded infrastructure)
-    probe_url: str | None = None  # probed with GET until 200 (services and gateway)
-    stop_signal: signal.Signals = signal.SIGTERM
-    needs_topics: bool = False  # the broker is ready once the topics exist
-    infrastructure: bool = False  # stopped after the services
-
-    @property
-    def external(self) -> bool:
-        return self.command is None
-
-
-@dataclass
-class Stack:
-    parts: list[Part]
-    bootstrap_servers: str
-    gateway_url: str
-    services: list[Service]
-
-
-# --- planning: which parts, on which ports, with which environment ------------------------------------------------
-
-
-def plan(settings: StackSettings, data_dir: Path) -> Stack:
-    """Decide what runs and prepare its data (PostgreSQL cluster, signing key); starts nothing."""
-    services = present_services(settings.selected_services())
-    if not services:
-        raise RuntimeError("no service to run: no selected service package has a __main__.py yet")
-    needed = {variable for service in services for variable in service.needs}
-    embedded = (
-        any(v in needed and not settings.external(v) for v in DATABASES)
-        or not settings.kafka_bootstrap_servers
-        or (MONGO in needed and not settings.mongo_url)
-    )
-    if embedded:
-        infra.require_tools()
-
-    values: dict[str, str] = {}  # the value of every variable a service may need
-    parts = [
-        *_postgres(settings, needed, data_dir, values),
-        _broker(settings, values),
-        *_mongo(settings, needed, data_dir, values),
-    ]
-    # The relay drains the outboxes of the stores in use.
-    values[OUTBOX_DATABASES] = ",".join(values[v] for v in DATABASES if v in values)
-    if MONGO in values and any(service.package == "catalog_svc" for service in services):
-        values[OUTBOX_MONGO] = _with_database(values[MONGO], CATALOG_MONGO_DATABASE)
-    values["JWT_PRIVATE_KEY_FILE"] = str(ensure_signing_key(data_dir / "keys" / "jwt-private.pem"))
-    values["ADMIN_EMAIL"] = settings.admin_email
-    values["ADMIN_PASSWORD"] = settings.admin_password.get_secret_value()
-
-    service_parts, routes = _services(settings, services, values)
-    gateway = _gateway(settings, routes)
-    return Stack([*parts, *service_parts, gateway], values[KAFKA], gateway.address, services)
-
-
-def _postgres(settings: StackSettings, needed: set[str], data_dir: Path, values: dict[str, str]) -> list[Part]:
-    """The embedded PostgreSQL, unless every database URL the services need is set (or none is needed)."""
-    wanted = [v for v in DATABASES if v in needed]
-    values.update({v: url for v in wanted if (url := settings.external(v))})
-    missing = [v for v in wanted if v not in values]
-    if not missing:
-        external = ", ".join(f"{v}={_redact(values[v])}" for v in wanted)
-        return [Part("postgres", "PostgreSQL", f"external: {external}")] if wanted else []
-    port = infra.free_port()
-    cluster = data_dir / "postgres"
-    infra.init_postgres(cluster)  # once: the cluster persists across runs
-    base = f"postgres://postgres@127.0.0.1:{port}"
-    values.update({v: f"{base}/{DATABASES[v]}" for v in missing})
-    command = infra.postgres_command(cluster, port, durable=True)
-    # SIGINT is PostgreSQL's fast shutdown (SIGTERM, honcho's default, would wait for every client to leave).
-    return [Part("postgres", "PostgreSQL", base, command, port=port, stop_signal=signal.SIGINT, infrastructure=True)]
-
-
-def _broker(settings: StackSettings, values: dict[str, str]) -> Part:
-    if settings.kafka_bootstrap_servers:
-        values[KAFKA] = settings.kafka_bootstrap_servers
-        return Part("broker", "Kafka broker", f"external: {values[KAFKA]}", needs_topics=True)
-    port = infra.free_port()
-    values[KAFKA] = f"127.0.0.1:{port}"
-    command = infra.broker_command(port)
-    return Part(
-        "broker", "Kafka broker (tansu)", values[KAFKA], command, port=port, needs_topics=True, infrastructure=True
-    )
-
-
-def _mongo(settings: StackSettings, needed: set[str], data_dir: Path, values: dict[str, str]) -> list[Part]:
-    if MONGO not in needed:
-        return []
-    if settings.mongo_url:
-        values[MONGO] = settings.mongo_url
-        return [Part("mongo", "MongoDB-wire", f"external: {_redact(settings.mongo_url)}")]
-    port = infra.free_port()
-    values[MONGO] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    command = infra.mongo_command(data_dir / "mongo", port)
-    return [Part("mongo", "MongoDB-wire (nx-27017)", values[MONGO], command, port=port, infrastructure=True)]
-
-
-def _services(
-    settings: StackSettings, services: list[Service], values: dict[str, str]
-) -> tuple[list[Part], dict[str, str]]:
-    """A part per service, on a free port, with the variables it needs; and the gateway's routes to them."""
-    common_env = {
-        "HOST": "127.0.0.1",
-        KAFKA: values[KAFKA],
-        # Through the gateway, as a client would: services other than user_svc fetch the signing keys here.
-        "JWKS_URL": f"http://127.0.0.1:{settings.gateway_port}/api/v1/.well-known/jwks.json",
-        "SANIC_PROXIES_COUNT": "1",  # behind one proxy, the gateway: the client is the last X-Forwarded-For entry
-        **_process_env(settings),
-    }
-    parts, routes = [], {}
-    for service in services:
-        port = infra.free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**common_env, "PORT": str(port), **{v: values[v] for v in service.needs if v in values}}
-        command = [sys.executable, "-m", service.package]
-        parts.append(Part(service.package, service.package, url, command, env, probe_url=f"{url}/ready"))
-        routes.update(dict.fromkeys(service.routes, url))
-    return parts, routes
-
-
-def _gateway(settings: StackSettings, routes: dict[str, str]) -> Part:
-    env = {
-        "GATEWAY_HOST": settings.gateway_host,
-        "GATEWAY_PORT": str(settings.gateway_port),
-        "GATEWAY_TIMEOUT": str(settings.gateway_timeout),
-        "GATEWAY_ROUTES": json.dumps(routes),
-        **_process_env(settings),
-    }
-    probe = f"http://{_local_host(settings.gateway_host)}:{settings.gateway_port}/health"
-    command = [sys.executable, "-m", "stack.gateway"]
-    return Part("gateway", "gateway", f"http://localhost:{settings.gateway_port}", command, env, probe_url=probe)
-
-
-def _process_env(settings: StackSettings) -> dict[str, str]:
-    return {
-        "LOG_LEVEL": settings.log_level,
-        "LOG_JSON": str(settings.log_json).lower(),
-        "PYTHONUNBUFFERED": "1",  # lines reach the terminal and the logs as they are written
-    }
-
-
-def _local_host(host: str) -> str:
-    """Where to reach a server listening on `host` from this machine."""
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-
-
-def ensure_signing_key(path: Path) -> Path:
-    """The JWT signing key, generated once: tokens issued before a restart stay valid after it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(descriptor, "wb") as key_file:
-        key_file.write(generate_private_key_pem())
-    return path
-
-
-def _with_database(url: str, database: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # --- running: honcho, with logs teed to files and a gentler stop for PostgreSQL -----------------------------------
@@ -470,7 +277,7 @@ def main() -> int:
         data_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock(data_dir)
         (data_dir / "stack.json").unlink(missing_ok=True)
-        if infra.port_open(settings.gateway_port, _local_host(settings.gateway_host)):
+        if infra.port_open(settings.gateway_port, local_host(settings.gateway_host)):
             raise RuntimeError(f"port {settings.gateway_port} is in use: set GATEWAY_PORT to a free port")
         stack = plan(settings, data_dir)
     except Exception as error:

@@ -1,0 +1,111 @@
+"""The whole system for system tests: the local stack's plan (stack/plan.py), each part started as its own
+process so that a test can kill one (SIGKILL) and start it again, as a crash and a restart would."""
+
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from common.topics import ensure_topics
+from stack.infra import ServerProcess, free_port
+from stack.plan import Part, plan
+from stack.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN = {"username": "admin@example.com", "password": "Admin12345"}
+
+
+def _port(part: Part) -> int:
+    return part.port or int(part.address.rsplit(":", 1)[1].split("/")[0])
+
+
+class Cluster:
+    def __init__(self, service_env: dict[str, str] | None = None) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="shop-cluster-"))
+        self.directory.chmod(0o755)  # PostgreSQL runs as `nobody` under root
+        settings = StackSettings(_env_file=None, data_dir=self.directory, gateway_port=free_port())
+        self.stack = plan(settings, self.directory)
+        self.parts = {part.name: part for part in self.stack.parts}
+        self.processes = {
+            part.name: ServerProcess(
+                part.name,
+                part.command,
+                _port(part),
+                self.directory / "logs" / f"{part.name}.log",
+                stop_signal=part.stop_signal,
+                env={**part.env, **(service_env or {})} if part.probe_url else part.env,
+                cwd=ROOT,
+            )
+            for part in self.stack.parts
+            if part.command is not None
+        }
+        self.api = f"http://127.0.0.1:{settings.gateway_port}/api/v1"
+
+    async def start(self, timeout: float = 90) -> "Cluster":
+        infrastructure = [name for name, part in self.parts.items() if part.infrastructure]
+        for name in infrastructure:
+            await asyncio.to_thread(self.processes[name].start)
+        await ensure_topics(self.stack.bootstrap_servers)
+        for name in self.processes:
+            if name not in infrastructure:
+                await asyncio.to_thread(self.processes[name].start)
+        await asyncio.gather(*(self.wait_ready(name, timeout) for name in self.processes if name not in infrastructure))
+        return self
+
+    async def wait_ready(self, name: str, timeout: float = 90) -> None:
+        probe = self.parts[name].probe_url
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                try:
+                    if (await client.get(probe)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready after {timeout} s; see {self.processes[name].log_path}")
+                await asyncio.sleep(0.1)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown hook runs, nothing is flushed, as in a crash."""
+        self.processes[name].kill()
+
+    async def restart(self, name: str) -> None:
+        await asyncio.to_thread(self.processes[name].start)
+        await self.wait_ready(name)
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):  # services first, the servers last
+            process.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def database_url(self, variable: str) -> str:
+        """A service's database URL, e.g. `STOCK_DATABASE_URL` (for checking invariants in the database)."""
+        return next(part.env[variable] for part in self.parts.values() if variable in part.env)
+
+
+async def sign_in(client: httpx.AsyncClient, form: dict[str, str]) -> dict[str, str]:
+    response = await client.post("/auth/login", data=form)
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def new_customer(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    body = {"email": email, "password": "Password123", "first_name": "Test", "last_name": "Customer"}
+    (await client.post("/auth/register", json=body)).raise_for_status()
+    return await sign_in(client, {"username": email, "password": "Password123"})
+
+
+async def eventually(probe, accept, timeout: float = 60, interval: float = 0.2):
+    """Poll the async `probe` until `accept(value)`; return the value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout} s")
+        await asyncio.sleep(interval)
