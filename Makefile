@@ -28,6 +28,7 @@ demo: install
 # Benchmarks against real servers; results in bench/results/*.json (not pass/fail tests).
 bench: install
 	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.system
 
 lint: install
 	$(BIN)/ruff check .
