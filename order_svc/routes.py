@@ -3,7 +3,7 @@ from sanic.response import HTTPResponse, empty, json
 from sanic_ext import openapi
 
 from common.auth import authenticated, require_role
-from common.validation import json_body, query_args
+from common.validation import json_body, openapi_body, query_args
 from order_svc import orders
 from order_svc.schemas import NewOrder, Page, StatusChange, order_view
 
@@ -12,7 +12,7 @@ order_routes = Blueprint("orders", url_prefix="/api/v1/orders")
 
 
 @order_routes.post("/", strict_slashes=False)
-@openapi.body({"application/json": NewOrder})
+@openapi.body(openapi_body(NewOrder))
 @openapi.response(201, description="The new order, pending")
 @openapi.secured("bearer")
 @require_role("user")
@@ -40,7 +40,7 @@ async def get_order(request: Request, order_id: str) -> HTTPResponse:
 
 
 @order_routes.put("/<order_id:str>/status")
-@openapi.body({"application/json": StatusChange})
+@openapi.body(openapi_body(StatusChange))
 @openapi.response(409, description="The order cannot go from its status to this one")
 @openapi.secured("bearer")
 @authenticated

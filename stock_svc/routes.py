@@ -3,7 +3,7 @@ from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from common.auth import authenticated, require_role
-from common.validation import json_body, query_args
+from common.validation import json_body, openapi_body, query_args
 from stock_svc import inventory, reservations
 from stock_svc.schemas import (
     Adjustment,
@@ -30,7 +30,7 @@ async def list_items(request: Request) -> HTTPResponse:
 
 
 @inventory_routes.post("/", strict_slashes=False)
-@openapi.body({"application/json": NewItem})
+@openapi.body(openapi_body(NewItem))
 @openapi.response(201, description="The new inventory item")
 @openapi.secured("bearer")
 @require_role("admin")
@@ -72,7 +72,7 @@ async def history(request: Request, product_id: str) -> HTTPResponse:
 
 
 @inventory_routes.post("/reserve")
-@openapi.body({"application/json": ReservationRequest})
+@openapi.body(openapi_body(ReservationRequest))
 @openapi.secured("bearer")
 @require_role("admin")
 async def reserve(request: Request) -> HTTPResponse:
@@ -80,7 +80,7 @@ async def reserve(request: Request) -> HTTPResponse:
 
 
 @inventory_routes.post("/release")
-@openapi.body({"application/json": ReservationRequest})
+@openapi.body(openapi_body(ReservationRequest))
 @openapi.secured("bearer")
 @require_role("admin")
 async def release(request: Request) -> HTTPResponse:
@@ -88,7 +88,7 @@ async def release(request: Request) -> HTTPResponse:
 
 
 @inventory_routes.post("/adjust")
-@openapi.body({"application/json": Adjustment})
+@openapi.body(openapi_body(Adjustment))
 @openapi.secured("bearer")
 @require_role("admin")
 async def adjust(request: Request) -> HTTPResponse:
@@ -103,7 +103,7 @@ async def get_item(request: Request, product_id: str) -> HTTPResponse:
 
 
 @inventory_routes.put("/<product_id:str>")
-@openapi.body({"application/json": ItemUpdate})
+@openapi.body(openapi_body(ItemUpdate))
 @openapi.secured("bearer")
 @require_role("admin")
 async def update_item(request: Request, product_id: str) -> HTTPResponse:

@@ -5,7 +5,7 @@ from sanic_ext import openapi
 from catalog_svc.products import Catalog
 from catalog_svc.schemas import ProductInput, ProductQuery, ProductUpdate
 from common.auth import require_role
-from common.validation import json_body, query_args
+from common.validation import json_body, openapi_body, query_args
 
 products = Blueprint("products", url_prefix="/api/v1/products")
 
@@ -15,7 +15,7 @@ def _catalog(request: Request) -> Catalog:
 
 
 @products.post("/", strict_slashes=False)
-@openapi.body({"application/json": ProductInput})
+@openapi.body(openapi_body(ProductInput))
 @openapi.response(201, description="The new product")
 @openapi.secured("bearer")
 @require_role("admin")
@@ -47,7 +47,7 @@ async def get_product(request: Request, product_id: str) -> HTTPResponse:
 
 
 @products.put("/<product_id:str>")
-@openapi.body({"application/json": ProductUpdate})
+@openapi.body(openapi_body(ProductUpdate))
 @openapi.secured("bearer")
 @require_role("admin")
 async def update_product(request: Request, product_id: str) -> HTTPResponse:

@@ -71,3 +71,13 @@ async def test_body_that_is_not_a_json_object_is_400(client, body):
 async def test_phone_is_optional(client):
     user = await register(client, phone=None)
     assert user["phone"] is None
+
+
+@pytest.mark.parametrize("text", ["Ex\x00ample", "Ex\udc80ample"])
+async def test_text_the_database_cannot_store_is_422(client, text):
+    before = await outbox_rows()
+    body = json.dumps({**SEED_CUSTOMER, "first_name": text})  # ASCII, escapes included, as a client may send
+    response = await client.post("/api/v1/auth/register", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "first_name"
+    assert await outbox_rows() == before

@@ -24,6 +24,8 @@ async def test_a_user_cannot_change_roles(client):
 async def test_unknown_user_is_404_and_unknown_role_422(client):
     admin = await signed_in_admin(client)
     assert (await client.put("/api/v1/users/999999/role", json={"role": "user"}, headers=admin)).status_code == 404
+    beyond_any_id = await client.put("/api/v1/users/2147483648/role", json={"role": "user"}, headers=admin)
+    assert beyond_any_id.status_code == 404
     response = await client.put("/api/v1/users/1/role", json={"role": "superuser"}, headers=admin)
     assert response.status_code == 422
     assert response.json()["fields"][0]["field"] == "role"

@@ -3,7 +3,7 @@ from sanic.response import HTTPResponse, empty, json
 from sanic_ext import openapi
 
 from common.auth import authenticated
-from common.validation import json_body
+from common.validation import database_id, json_body, openapi_body
 from user_svc import accounts
 from user_svc.schemas import AddressInput, AddressUpdate, address_view
 
@@ -19,7 +19,7 @@ async def list_addresses(request: Request) -> HTTPResponse:
 
 
 @addresses.post("/", strict_slashes=False)
-@openapi.body({"application/json": AddressInput})
+@openapi.body(openapi_body(AddressInput))
 @openapi.response(201, description="The new address")
 @openapi.secured("bearer")
 @authenticated
@@ -30,13 +30,13 @@ async def add_address(request: Request) -> HTTPResponse:
 
 
 @addresses.put("/<address_id:int>")
-@openapi.body({"application/json": AddressUpdate})
+@openapi.body(openapi_body(AddressUpdate))
 @openapi.secured("bearer")
 @authenticated
 async def update_address(request: Request, address_id: int) -> HTTPResponse:
     update = json_body(request, AddressUpdate)
     user = await accounts.active_user(request.ctx.principal.user_id)
-    return json(address_view(await accounts.update_address(user, address_id, update)))
+    return json(address_view(await accounts.update_address(user, database_id(address_id, "Address"), update)))
 
 
 @addresses.delete("/<address_id:int>")
@@ -45,5 +45,5 @@ async def update_address(request: Request, address_id: int) -> HTTPResponse:
 @authenticated
 async def delete_address(request: Request, address_id: int) -> HTTPResponse:
     user = await accounts.active_user(request.ctx.principal.user_id)
-    await accounts.delete_address(user, address_id)
+    await accounts.delete_address(user, database_id(address_id, "Address"))
     return empty()

@@ -2,7 +2,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 from sanic_ext import openapi
 
-from common.validation import form_body, json_body
+from common.validation import form_body, json_body, openapi_body
 from user_svc import accounts
 from user_svc.schemas import Credentials, RefreshRequest, Registration, user_view
 from user_svc.sessions import Sessions
@@ -15,7 +15,7 @@ def _sessions(request: Request) -> Sessions:
 
 
 @auth.post("/register")
-@openapi.body({"application/json": Registration})
+@openapi.body(openapi_body(Registration))
 @openapi.response(201, description="The new user")
 async def register(request: Request) -> HTTPResponse:
     user = await accounts.register(json_body(request, Registration))
@@ -23,7 +23,7 @@ async def register(request: Request) -> HTTPResponse:
 
 
 @auth.post("/login")
-@openapi.body({"application/x-www-form-urlencoded": Credentials})
+@openapi.body(openapi_body(Credentials, "application/x-www-form-urlencoded"))
 @openapi.response(200, description="access_token, refresh_token, token_type")
 async def login(request: Request) -> HTTPResponse:
     credentials = form_body(request, Credentials)
@@ -33,14 +33,14 @@ async def login(request: Request) -> HTTPResponse:
 
 
 @auth.post("/refresh")
-@openapi.body({"application/json": RefreshRequest})
+@openapi.body(openapi_body(RefreshRequest))
 async def refresh(request: Request) -> HTTPResponse:
     pair = await _sessions(request).refresh(json_body(request, RefreshRequest).refresh_token)
     return json(pair.view())
 
 
 @auth.post("/logout")
-@openapi.body({"application/json": RefreshRequest})
+@openapi.body(openapi_body(RefreshRequest))
 @openapi.response(204, description="The refresh token and its successors are revoked")
 async def logout(request: Request) -> HTTPResponse:
     await _sessions(request).logout(json_body(request, RefreshRequest).refresh_token)

@@ -3,7 +3,7 @@ from sanic.response import HTTPResponse, empty, json
 from sanic_ext import openapi
 
 from common.auth import authenticated, require_role
-from common.validation import json_body
+from common.validation import database_id, json_body, openapi_body
 from user_svc import accounts
 from user_svc.schemas import PasswordChange, ProfileUpdate, RoleChange, user_view
 
@@ -19,7 +19,7 @@ async def me(request: Request) -> HTTPResponse:
 
 
 @users.put("/me")
-@openapi.body({"application/json": ProfileUpdate})
+@openapi.body(openapi_body(ProfileUpdate))
 @openapi.secured("bearer")
 @authenticated
 async def update_me(request: Request) -> HTTPResponse:
@@ -29,7 +29,7 @@ async def update_me(request: Request) -> HTTPResponse:
 
 
 @users.put("/me/password")
-@openapi.body({"application/json": PasswordChange})
+@openapi.body(openapi_body(PasswordChange))
 @openapi.response(204, description="Changed; every refresh token of the user is revoked")
 @openapi.secured("bearer")
 @authenticated
@@ -41,9 +41,9 @@ async def change_password(request: Request) -> HTTPResponse:
 
 
 @users.put("/<user_id:int>/role")
-@openapi.body({"application/json": RoleChange})
+@openapi.body(openapi_body(RoleChange))
 @openapi.secured("bearer")
 @require_role("admin")
 async def change_role(request: Request, user_id: int) -> HTTPResponse:
-    user = await accounts.change_role(user_id, json_body(request, RoleChange).role)
+    user = await accounts.change_role(database_id(user_id, "User"), json_body(request, RoleChange).role)
     return json(user_view(user, await accounts.addresses_of(user)))
