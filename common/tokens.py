@@ -8,10 +8,12 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,6 +55,19 @@ def generate_private_key_pem() -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def ensure_signing_key(path: Path) -> Path:
+    """The JWT signing key, generated once: tokens issued before a restart stay valid after it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(descriptor, "wb") as key_file:
+        key_file.write(generate_private_key_pem())
+    return path
 
 
 def public_jwk(public_key: rsa.RSAPublicKey) -> dict[str, str]:

@@ -2,14 +2,13 @@
 `python -m stack` runs the plan under honcho, and the tests start its parts one by one."""
 
 import json
-import os
 import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from common.tokens import generate_private_key_pem
+from common.tokens import ensure_signing_key
 from stack import infra
 from stack.services import (
     CATALOG_MONGO_DATABASE,
@@ -174,19 +173,6 @@ def _process_env(settings: StackSettings) -> dict[str, str]:
 def local_host(host: str) -> str:
     """Where to reach a server listening on `host` from this machine."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-
-
-def ensure_signing_key(path: Path) -> Path:
-    """The JWT signing key, generated once: tokens issued before a restart stay valid after it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(descriptor, "wb") as key_file:
-        key_file.write(generate_private_key_pem())
-    return path
 
 
 def _with_database(url: str, database: str) -> str:

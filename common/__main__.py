@@ -1,0 +1,60 @@
+"""Set-up steps for containers and scripts, from the shared library (the compose stack runs them once each):
+
+    python -m common create-topics [--timeout S]   create the system's topics on KAFKA_BOOTSTRAP_SERVERS
+    python -m common signing-key PATH              generate the RS256 signing key at PATH, unless it exists
+
+Both are idempotent and exit non-zero when they fail.
+"""
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from aiokafka.errors import KafkaError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from common.logs import configure_logging
+from common.settings import ServiceSettings
+from common.tokens import ensure_signing_key
+from common.topics import ALL_TOPICS, ensure_topics
+
+log = logging.getLogger("common")
+
+
+async def create_topics(bootstrap_servers: str, timeout: float) -> None:
+    """ensure_topics, tried again until `timeout` s: a broker that has just started may still refuse (no
+    controller yet, a request timing out)."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type((KafkaError, OSError, RuntimeError)),
+        wait=wait_exponential(multiplier=0.5, max=5.0),
+        stop=stop_after_delay(timeout),
+        reraise=True,
+    ):
+        with attempt:
+            await ensure_topics(bootstrap_servers, ALL_TOPICS, timeout=timeout)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m common", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    topics = commands.add_parser("create-topics", help="create the topics of common/topics.py that do not exist")
+    topics.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the broker (120)")
+    key = commands.add_parser("signing-key", help="generate the JWT signing key at PATH unless it exists")
+    key.add_argument("path", type=Path)
+    arguments = parser.parse_args(argv)
+
+    settings = ServiceSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    if arguments.command == "create-topics":
+        asyncio.run(create_topics(settings.kafka_bootstrap_servers, arguments.timeout))
+        log.info("topics ready on %s: %s", settings.kafka_bootstrap_servers, ", ".join(ALL_TOPICS))
+    else:
+        existed = arguments.path.exists()
+        ensure_signing_key(arguments.path)
+        log.info("signing key %s: %s", "kept" if existed else "generated", arguments.path)
+
+
+main()
