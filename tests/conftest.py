@@ -6,7 +6,7 @@ No mocks: every integration test talks to these. Each server's log is kept under
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from stack.infra import (
     postgres_command,
     require_tools,
 )
+from tests.support import envelope_producer
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +64,10 @@ def mongo_url(servers_dir: Path) -> Iterator[str]:
     server = ServerProcess("mongo", mongo_command(servers_dir / "mongo", port), port, servers_dir / "mongo.log").start()
     yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
     server.stop()
+
+
+@pytest.fixture
+async def publish(kafka_bootstrap: str) -> AsyncIterator[Callable[[str, str, str, dict], Awaitable[None]]]:
+    """`publish(topic, event_type, key, payload)`: an event produced as the relay produces them."""
+    async with envelope_producer(kafka_bootstrap) as send:
+        yield send

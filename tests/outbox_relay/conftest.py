@@ -1,9 +1,9 @@
 """A stand-in service database with an outbox, the relay draining it, and an idempotent consumer whose
 effect is a row in `applied` per event handled: duplicates of an effect would show as duplicate rows."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 
 import asyncpg
 import pytest
@@ -15,11 +15,10 @@ from common.database import asyncpg_dsn, attach, ensure_database
 from common.inbox import INBOX_DDL
 from common.outbox import OUTBOX_DDL, Event, write_event
 from common.topics import ensure_topics
-from outbox_relay.postgres_outbox import PostgresOutbox
-from outbox_relay.publisher import Publisher
 from outbox_relay.relay import Relay
 from outbox_relay.settings import RelaySettings
 from tests.outbox_relay.ledger_models import Applied
+from tests.support import running_relay
 
 DB = "ledger"
 
@@ -70,25 +69,13 @@ def relay_settings(ledger_url: str, kafka_bootstrap: str, **overrides: object) -
 
 @pytest.fixture
 async def start_relay(ledger_url: str, kafka_bootstrap: str) -> AsyncIterator[Callable]:
-    """Starts relays in this process; all are stopped at the end of the test."""
-    running: list[tuple[Relay, asyncio.Task]] = []
+    """Starts relays in this process (settings overridden per relay); all stop at the end of the test."""
+    async with AsyncExitStack() as relays:
 
-    async def start(**overrides: object) -> Relay:
-        settings = relay_settings(ledger_url, kafka_bootstrap, **overrides)
-        relay = Relay([PostgresOutbox(ledger_url)], Publisher(kafka_bootstrap), settings)
-        for outbox in relay.outboxes:
-            await outbox.open()
-        await relay.publisher.start()
-        running.append((relay, asyncio.create_task(relay.run())))
-        return relay
+        async def start(**overrides: object) -> Relay:
+            return await relays.enter_async_context(running_relay([ledger_url], kafka_bootstrap, **overrides))
 
-    yield start
-    for relay, task in running:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await relay.publisher.stop()
-        for outbox in relay.outboxes:
-            await outbox.close()
+        yield start
 
 
 async def record_effect(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
@@ -144,14 +131,6 @@ async def write_events(events: list[Event]) -> None:
     async with in_transaction(DB) as connection:
         for event in events:
             await write_event(connection, event)
-
-
-async def wait_until(condition: Callable, timeout: float = 30.0, interval: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def applied_count(ledger: asyncpg.Connection) -> int:

@@ -3,17 +3,13 @@
 import asyncio
 
 from common.topics import ensure_topics
-from outbox_relay.postgres_outbox import PostgresOutbox
-from outbox_relay.publisher import Publisher
-from outbox_relay.relay import Relay
 from stack.infra import ServerProcess, broker_command, free_port
 from tests.outbox_relay.conftest import (
     assert_exactly_once_in_order,
-    relay_settings,
     thing_happened,
-    wait_until,
     write_events,
 )
+from tests.support import running_relay, wait_until
 
 OUTAGE_SECONDS = 10
 
@@ -24,12 +20,15 @@ async def test_relay_rides_out_a_broker_outage(ledger, ledger_url, servers_dir, 
     bootstrap = f"127.0.0.1:{port}"
     topic = "outage-test"
     await ensure_topics(bootstrap, (topic,))
-    relay = Relay([PostgresOutbox(ledger_url)], Publisher(bootstrap), relay_settings(ledger_url, bootstrap))
-    await relay.publisher.start()
-    running = asyncio.create_task(relay.run())
-    consumer = None
     try:
-        consumer = await start_consumer_on(bootstrap, topic)
+        async with running_relay([ledger_url], bootstrap) as relay:
+            await run_outage(ledger, relay, broker, await start_consumer_on(bootstrap, topic), topic)
+    finally:
+        broker.stop()
+
+
+async def run_outage(ledger, relay, broker: ServerProcess, consumer, topic: str) -> None:
+    try:
         await write_events([thing_happened(topic, "a", seq) for seq in range(50)])
         await wait_until(lambda: _applied(ledger, 50))
 
@@ -45,13 +44,7 @@ async def test_relay_rides_out_a_broker_outage(ledger, ledger_url, servers_dir, 
         await assert_exactly_once_in_order(ledger, {"a": 100})
         assert relay.metrics.failed.labels(relay.outboxes[0].name, "broker")._value.get() > 0
     finally:
-        if consumer is not None:
-            await consumer.stop()
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await relay.publisher.stop()
-        await relay.outboxes[0].close()
-        broker.stop()
+        await consumer.stop()  # before the broker goes: its teardown would wait for a broker that is gone
 
 
 async def _applied(ledger, expected: int) -> bool:

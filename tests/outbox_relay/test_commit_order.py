@@ -6,7 +6,8 @@ import asyncio
 import asyncpg
 
 from common.database import asyncpg_dsn
-from tests.outbox_relay.conftest import thing_happened, wait_until
+from tests.outbox_relay.conftest import thing_happened
+from tests.support import wait_until
 
 INSERT = (
     "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, topic, payload, headers)"

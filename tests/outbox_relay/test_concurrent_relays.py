@@ -2,7 +2,8 @@
 
 import asyncio
 
-from tests.outbox_relay.conftest import assert_exactly_once_in_order, thing_happened, wait_until, write_events
+from tests.outbox_relay.conftest import assert_exactly_once_in_order, thing_happened, write_events
+from tests.support import wait_until
 
 
 async def test_two_relays_deliver_everything_once_in_order(ledger, topic, start_relay, start_consumer):

@@ -8,7 +8,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from stack.infra import ServerProcess, free_port
-from tests.outbox_relay.conftest import assert_exactly_once_in_order, thing_happened, wait_until, write_events
+from tests.outbox_relay.conftest import assert_exactly_once_in_order, thing_happened, write_events
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

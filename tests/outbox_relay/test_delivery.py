@@ -12,9 +12,9 @@ from tests.outbox_relay.conftest import (
     applied_count,
     assert_exactly_once_in_order,
     thing_happened,
-    wait_until,
     write_events,
 )
+from tests.support import wait_until
 
 
 async def test_ten_thousand_events_from_concurrent_transactions_arrive_in_order(

@@ -22,7 +22,8 @@ from outbox_relay.publisher import Publisher
 from outbox_relay.records import Failure
 from outbox_relay.relay import Relay
 from outbox_relay.settings import RelaySettings
-from tests.outbox_relay.conftest import thing_happened, wait_until
+from tests.outbox_relay.conftest import thing_happened
+from tests.support import wait_until
 
 ENVELOPE = {"event_id", "event_type", "aggregate_type", "aggregate_id", "correlation_id", "occurred_at"}
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from outbox_relay.app import create_relay_app
 from outbox_relay.postgres_outbox import PostgresOutbox
-from tests.outbox_relay.conftest import relay_settings, thing_happened, wait_until, write_events
-from tests.support import serving
+from tests.outbox_relay.conftest import relay_settings, thing_happened, write_events
+from tests.support import serving, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,8 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from outbox_relay.postgres_outbox import PostgresOutbox
-from tests.outbox_relay.conftest import thing_happened, wait_until, write_events
+from tests.outbox_relay.conftest import thing_happened, write_events
+from tests.support import wait_until
 
 TWO_MEGABYTES = "x" * (2 * 1024 * 1024)
 

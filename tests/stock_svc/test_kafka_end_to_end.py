@@ -2,25 +2,19 @@
 consumers, and stock's own events, the saga replies included, leave through the real relay draining its outbox."""
 
 import asyncio
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from common.consumer import EventConsumer
 from common.messages import PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED, RESERVE_STOCK, STOCK_RESERVED
-from common.topics import PARTITIONS, PRODUCT_EVENTS, STOCK_COMMANDS, STOCK_REPLIES, STOCK_UPDATES, ensure_topics
-from outbox_relay.postgres_outbox import PostgresOutbox
-from outbox_relay.publisher import Publisher
+from common.topics import PRODUCT_EVENTS, STOCK_COMMANDS, STOCK_REPLIES, STOCK_UPDATES, ensure_topics
 from outbox_relay.relay import Relay
-from outbox_relay.settings import RelaySettings
 from stock_svc.handlers import stock_consumers
 from stock_svc.models import InventoryItem, StockHistory
 from tests.stock_svc.conftest import create_item, get_item, product, quantities
+from tests.support import messages_for, running_relay, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -35,77 +29,9 @@ async def consumers(stock_app_client, stock_settings, kafka_bootstrap) -> AsyncI
 
 @pytest.fixture
 async def relay(client, stock_settings, kafka_bootstrap) -> AsyncIterator[Relay]:
-    """The relay draining stock's outbox."""
-    settings = RelaySettings(
-        _env_file=None, outbox_database_urls=stock_settings.database_url, kafka_bootstrap_servers=kafka_bootstrap
-    )
-    relay = Relay([PostgresOutbox(stock_settings.database_url)], Publisher(kafka_bootstrap), settings)
-    for outbox in relay.outboxes:
-        await outbox.open()
-    await relay.publisher.start()
-    task = asyncio.create_task(relay.run())
-    yield relay
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await relay.publisher.stop()
-    for outbox in relay.outboxes:
-        await outbox.close()
-
-
-@pytest.fixture
-async def publish(kafka_bootstrap) -> AsyncIterator[Callable[..., Awaitable[None]]]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=False)
-    await producer.start()
-
-    async def send(topic: str, event_type: str, key: str, payload: dict) -> None:
-        headers = {
-            "event_id": str(uuid.uuid4()),
-            "event_type": event_type,
-            "aggregate_id": key,
-            "correlation_id": str(uuid.uuid4()),
-            "occurred_at": datetime.now(UTC).isoformat(),
-        }
-        await producer.send_and_wait(
-            topic,
-            json.dumps(payload).encode(),
-            key=key.encode(),
-            headers=[(name, value.encode()) for name, value in headers.items()],
-        )
-
-    yield send
-    await producer.stop()
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> float:
-    """Seconds until `condition` held."""
-    started = time.monotonic()
-    while not await condition():
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - started
-
-
-async def messages_for(kafka_bootstrap: str, topic: str, key: str, count: int) -> list[tuple[str, dict]]:
-    """The first `count` (event type, payload) published on `topic` under `key` (the topic holds others too)."""
-    # Read every partition from the start without a consumer group: nothing to join, nothing to commit.
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100
-    )
-    await reader.start()
-    reader.assign([TopicPartition(topic, partition) for partition in range(PARTITIONS)])
-    found: list[tuple[str, dict]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(found) < count:
-                for records in (await reader.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        if record.key == key.encode():
-                            headers = {name: value.decode() for name, value in record.headers}
-                            found.append((headers["event_type"], json.loads(record.value)))
-    finally:
-        await reader.stop()
-    return found[:count]
+    """The relay draining stock_svc's outbox."""
+    async with running_relay([stock_settings.database_url], kafka_bootstrap) as running:
+        yield running
 
 
 async def test_product_events_from_the_broker_manage_the_inventory(client, user, consumers, publish):
@@ -155,7 +81,8 @@ async def test_a_reserve_command_is_answered_on_stock_replies_through_the_relay(
     await publish(STOCK_COMMANDS, RESERVE_STOCK, order_id, command)  # resent by the saga
 
     reserved = {"order_id": order_id, "items": [{"product_id": product_id, "quantity": 2}]}
-    assert await messages_for(kafka_bootstrap, STOCK_REPLIES, order_id, 2) == [(STOCK_RESERVED, reserved)] * 2
+    replies = await messages_for(kafka_bootstrap, STOCK_REPLIES, order_id, 2)
+    assert [(headers["event_type"], payload) for headers, payload in replies] == [(STOCK_RESERVED, reserved)] * 2
     assert quantities(await get_item(client, user, product_id)) == (48, 2)
     stock_updates = await messages_for(kafka_bootstrap, STOCK_UPDATES, product_id, 2)
     assert [payload for _, payload in stock_updates] == [
