@@ -69,11 +69,32 @@ def decode(record: ConsumerRecord) -> ReceivedEvent:
             partition=record.partition,
             offset=record.offset,
         )
-    except (KeyError, ValueError, UnicodeDecodeError) as error:
+    except (KeyError, ValueError, RecursionError) as error:  # RecursionError: JSON nested too deep
         raise UndecodableMessage(f"{type(error).__name__}: {error}") from None
 
 
-_INFRASTRUCTURE_ERRORS = (OSError, DBConnectionError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# The database is unreachable, going down or coming up (OperatorInterventionError: "terminating connection due to
+# administrator command", "the database system is shutting down / starting up"): wait, never count it against
+# the event.
+_INFRASTRUCTURE_ERRORS = (
+    OSError,
+    DBConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def _infrastructure_failure(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from (the ORM wraps some), is about the database's reachability."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _INFRASTRUCTURE_ERRORS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class EventConsumer:
@@ -93,6 +114,7 @@ class EventConsumer:
         self.database = database
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        self.commit_timeout = 2.0  # seconds
         self._topics = topics
         self._bootstrap_servers = bootstrap_servers
         self._fetch_max_wait_ms = fetch_max_wait_ms  # see ServiceSettings.kafka_fetch_max_wait_ms
@@ -157,10 +179,13 @@ class EventConsumer:
     async def _commit(self, partition: TopicPartition, offset: int) -> None:
         assert self._kafka is not None
         try:
-            await self._kafka.commit({partition: offset})
-        except (CommitFailedError, KafkaError) as error:
-            # The partition moved to another member: it redelivers from the last commit; the inbox dedups.
-            log.warning("consumer %s could not commit %s@%d: %s", self.name, partition, offset, error)
+            # aiokafka retries a retriable commit error without end (tansu, restarted with memory storage, answers
+            # UnknownTopicOrPartition for good): bounded, so that the consumer keeps consuming.
+            await asyncio.wait_for(self._kafka.commit({partition: offset}), self.commit_timeout)
+        except (CommitFailedError, KafkaError, TimeoutError) as error:
+            # The partition moved to another member, or the broker would not take the commit: it redelivers
+            # from the last commit; the inbox dedups. A later commit of the partition covers this one.
+            log.warning("consumer %s could not commit %s@%d: %r", self.name, partition, offset, error)
 
     async def _process(self, record: ConsumerRecord) -> None:
         try:
@@ -177,10 +202,11 @@ class EventConsumer:
             try:
                 await self._apply(handler, event)
                 return
-            except _INFRASTRUCTURE_ERRORS as error:
-                log.warning("consumer %s waits for the database: %s", self.name, error)
-                await asyncio.sleep(1)
             except Exception as error:
+                if _infrastructure_failure(error):
+                    log.warning("consumer %s waits for the database: %s", self.name, error)
+                    await asyncio.sleep(1)
+                    continue
                 attempts += 1
                 log.warning(
                     "consumer %s: handler for %s failed (attempt %d): %s",
@@ -204,20 +230,36 @@ class EventConsumer:
         self, record: ConsumerRecord, event: ReceivedEvent | None, error: str, attempts: int
     ) -> None:
         log.error("consumer %s dead-letters %s@%d: %s", self.name, record.topic, record.offset, error)
-        headers = {name: value.decode(errors="replace") for name, value in record.headers or ()}
-        await connections.get(self.database).execute_query(
-            'INSERT INTO inbox_dead_letter (consumer, event_id, topic, partition, "offset", key, headers, value,'
-            " error, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) ON CONFLICT DO NOTHING",
-            [
-                self.name,
-                str(event.id) if event else headers.get("event_id", ""),
-                record.topic,
-                record.partition,
-                record.offset,
-                (record.key or b"").decode(errors="replace"),
-                json.dumps(headers),
-                (record.value or b"").decode(errors="replace"),
-                error[:2000],
-                attempts,
-            ],
-        )
+        headers = {_text(name): _text(value) for name, value in record.headers or ()}
+        while True:
+            try:
+                await connections.get(self.database).execute_query(
+                    'INSERT INTO inbox_dead_letter (consumer, event_id, topic, partition, "offset", key, headers,'
+                    " value, error, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"
+                    " ON CONFLICT DO NOTHING",
+                    [
+                        self.name,
+                        str(event.id) if event else headers.get("event_id", ""),
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        _text(record.key or b""),
+                        json.dumps(headers),
+                        _text(record.value or b""),
+                        _text(error[:2000]),
+                        attempts,
+                    ],
+                )
+                return
+            except Exception as failure:
+                if not _infrastructure_failure(failure):
+                    raise
+                log.warning("consumer %s waits for the database: %s", self.name, failure)  # as for an effect
+                await asyncio.sleep(1)
+
+
+def _text(data: bytes | str) -> str:
+    """Bytes of a message as PostgreSQL text: undecodable bytes replaced, NUL (which neither text nor jsonb can
+    hold) written as \\x00."""
+    text = data.decode(errors="replace") if isinstance(data, bytes) else data
+    return text.replace("\x00", "\\x00")

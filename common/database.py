@@ -6,12 +6,16 @@ outbox are created by a migration of the service that imports their DDL from thi
 
 import hashlib
 import logging
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from sanic import Sanic
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 from tortoise import Tortoise, connections
+from tortoise.backends.base.client import TransactionContextPooled
+from tortoise.connection import get_connections
+from tortoise.exceptions import TransactionManagementError
 from tortoise.migrations.api.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -125,3 +129,51 @@ async def database_reachable(app_label: str) -> bool:
     except Exception:
         return False
     return True
+
+
+# --- tortoise-orm 1.1.9: a transaction's context must be undone whatever fails ----------------------------------
+# Tortoise keeps the open transaction in a context variable. When BEGIN fails (the server went away between taking a
+# pooled connection and BEGIN), or releasing the connection fails at the end, the original methods leave that
+# variable set: every later query of the same task then runs on the dead connection ("connection is closed",
+# "connection has been released back to the pool"), for good. The tasks that live long are those that matter: a
+# consumer's, the saga's deadline timer, and Sanic's task per keep-alive connection, which serves every request
+# that arrives on it. These two replacements always reset the variable and give the connection back.
+
+
+async def _begin(self: TransactionContextPooled) -> Any:
+    await self.ensure_connection()
+    pool = self.client._parent._pool
+    self.client._connection = await pool.acquire()
+    self.token = get_connections().set(self.connection_name, self.client)
+    try:
+        await self.client.begin()
+    except BaseException:
+        get_connections().reset(self.token)
+        await _give_back(pool, self.client._connection)
+        raise
+    return self.client
+
+
+async def _end(self: TransactionContextPooled, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+    try:
+        if not self.client._finalized:
+            if exc_type:
+                if exc_type is not TransactionManagementError:  # can't roll back a transaction that already failed
+                    await self.client.rollback()
+            else:
+                await self.client.commit()
+    finally:
+        get_connections().reset(self.token)
+        if self.client._parent._pool:
+            await _give_back(self.client._parent._pool, self.client._connection)
+
+
+async def _give_back(pool: asyncpg.Pool, connection: Any) -> None:
+    try:
+        await pool.release(connection)
+    except Exception:  # a broken connection: the pool replaces it
+        log.debug("releasing a broken connection failed", exc_info=True)
+
+
+TransactionContextPooled.__aenter__ = _begin  # type: ignore[method-assign]
+TransactionContextPooled.__aexit__ = _end  # type: ignore[method-assign]

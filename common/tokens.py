@@ -127,19 +127,21 @@ class JwksKeys:
     def __init__(self, url: str, refetch_interval: float = 30.0) -> None:
         self._url = url
         self._keys: dict[str, rsa.RSAPublicKey] = {}
-        self._fetched_at = float("-inf")
+        self._next_fetch = float("-inf")
         self._refetch_interval = refetch_interval
         self._lock = asyncio.Lock()
 
     async def get(self, kid: str) -> rsa.RSAPublicKey | None:
         if kid not in self._keys:
             async with self._lock:
-                if kid not in self._keys and time.monotonic() - self._fetched_at >= self._refetch_interval:
+                if kid not in self._keys and time.monotonic() >= self._next_fetch:
                     await self._fetch()
         return self._keys.get(kid)
 
     async def _fetch(self) -> None:
-        self._fetched_at = time.monotonic()
+        # A failed fetch (user_svc still starting) may be tried again a second later; a successful one only after
+        # the refetch interval, so that tokens with made-up kids cannot make every request fetch.
+        self._next_fetch = time.monotonic() + 1.0
         async with httpx.AsyncClient(timeout=5.0) as client:
             response = await client.get(self._url)
             response.raise_for_status()
@@ -149,6 +151,7 @@ class JwksKeys:
             if isinstance(key, rsa.RSAPublicKey):
                 keys[jwk["kid"]] = key
         self._keys = keys
+        self._next_fetch = time.monotonic() + self._refetch_interval
 
 
 class TokenVerifier:

@@ -86,6 +86,7 @@ class Relay:
             except BrokerUnavailable:
                 self.metrics.failed.labels(outbox.name, "broker").inc(len(batch.records))
                 raise
+            await self._fault_publish_copies(result.published)
             self._fault_after_publish()
             dead = await batch.settle(result.published, result.failed, self.settings.relay_max_attempts)
         self._observe(outbox.name, result, dead)
@@ -102,6 +103,11 @@ class Relay:
             self.metrics.failed.labels(outbox, "broker" if failure.transient else "record").inc()
         if dead:
             self.metrics.dead_letters.labels(outbox).inc(dead)
+
+    async def _fault_publish_copies(self, records: list) -> None:
+        for _ in range(self.settings.relay_fault_publish_copies - 1):
+            log.warning("fault injection: publishing %d records again", len(records))
+            await self.publisher.publish(records)
 
     def _fault_after_publish(self) -> None:
         self._publications += 1

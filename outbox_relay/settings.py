@@ -17,6 +17,9 @@ class RelaySettings(ServiceSettings):
     # Fault injection for tests, off by default: SIGKILL the relay right after its N-th publication
     # (published, acknowledged, not yet marked published).
     relay_fault_kill_after_publish: int = Field(0, ge=0)
+    # Fault injection for tests, off by default (1): publish every batch this many times in a row, as relays that
+    # crash between publishing and marking would (at-least-once delivery's duplicates, interleaved).
+    relay_fault_publish_copies: int = Field(1, gt=0)
 
     def database_urls(self) -> list[str]:
         return [url.strip() for url in self.outbox_database_urls.split(",") if url.strip()]

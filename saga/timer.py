@@ -5,7 +5,6 @@ import asyncio
 import logging
 
 from sanic import Sanic
-from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 from saga.models import Saga
@@ -34,8 +33,8 @@ async def keep_watching_deadlines(orchestrator: Orchestrator, interval: float) -
         try:
             while await handle_due_sagas(orchestrator):
                 pass
-        except (OSError, OperationalError) as error:
-            log.warning("looking for due sagas failed: %s", error)
+        except Exception as error:  # e.g. "the database system is shutting down": the timer must outlive it
+            log.warning("looking for due sagas failed: %r", error)
         await asyncio.sleep(interval)
 
 
