@@ -240,3 +240,47 @@ async def messages_per_key(bootstrap_servers: str, topic: str, keys: set[str]) -
     finally:
         await consumer.stop()
     return counts
+
+
+async def change_orders_while_down_then_recover(
+    cluster: Cluster,
+    api: httpx.AsyncClient,
+    admin: dict[str, str],
+    customer: dict[str, str],
+    scenario: ScenarioReport,
+    burst: "Burst",
+    products: list[str],
+    down: str,
+    paid: list[str],
+    cancelled: list[str],
+) -> None:
+    """The second half of a crash scenario (`down` was SIGKILLed mid-burst): pay and cancel orders while it is down,
+    let the burst finish, restart it, then check that every saga ends where its order says and the stock adds up
+    (the products started with 300 units each)."""
+    payments = await change_orders(api, customer, paid, "paid")
+    cancels = await change_orders(api, customer, cancelled, "cancel")
+    scenario.inject(f"{len(paid)} orders paid and {len(cancelled)} cancelled while {down} is down")
+    await burst.finished()
+    await asyncio.sleep(2)
+    await cluster.restart(down)
+    restarted = time.monotonic()
+    scenario.inject(f"{down} restarted")
+    scenario.measure(
+        placed=dict(burst.outcomes),
+        paid=dict(payments),
+        cancelled=dict(cancels),
+        place_seconds=round(burst.seconds, 1),
+        orders_per_second=burst.rate,
+    )
+    orders = scenario.orders
+    assert burst.outcomes == {201: scenario.orders}
+    assert payments == {200: len(paid)} and cancels == {204: len(cancelled)}
+
+    held = orders - len(paid) - len(cancelled)
+    expected = {"AWAITING_PAYMENT": held, "COMPLETED": len(paid), "CANCELLED": len(cancelled)}
+    await wait_for_sagas(cluster, burst.order_ids, expected)
+    scenario.measure(recovery_seconds=round(time.monotonic() - restarted, 1))
+    await check_invariants(cluster, scenario)
+    items = [(await api.get(f"/inventory/{product_id}", headers=admin)).json() for product_id in products]
+    assert sum(item["reserved_quantity"] for item in items) == held
+    assert sum(item["available_quantity"] for item in items) == 300 * len(products) - orders + len(cancelled)

@@ -2,19 +2,14 @@
 it is down, customers pay and cancel orders whose stock was reserved: the saga's commands wait in the broker
 (and are sent again at their step timeout). Every reservation, confirmation and release happens exactly once."""
 
-import asyncio
-import time
-
 import pytest
 
 from tests.cluster import eventually, new_customer
 from tests.failure.support import (
     Burst,
-    change_orders,
-    check_invariants,
+    change_orders_while_down_then_recover,
     email,
     sagas_in,
-    wait_for_sagas,
 )
 from tests.system.conftest import create_product, order_body
 
@@ -36,28 +31,6 @@ async def test_stock_service_killed_mid_saga(cluster, api, admin, scenario):
     cluster.kill("stock_svc")
     scenario.inject(f"SIGKILL stock_svc after {burst.answered} orders answered")
     paid, cancelled = reserved[:CHANGED], reserved[CHANGED : 2 * CHANGED]
-    payments = await change_orders(api, customer, paid, "paid")
-    cancels = await change_orders(api, customer, cancelled, "cancel")
-    scenario.inject(f"{CHANGED} orders paid and {CHANGED} cancelled while stock_svc is down")
-    await burst.finished()
-    await asyncio.sleep(2)
-    await cluster.restart("stock_svc")
-    restarted = time.monotonic()
-    scenario.inject("stock_svc restarted")
-    scenario.measure(
-        placed=dict(burst.outcomes),
-        paid=dict(payments),
-        cancelled=dict(cancels),
-        place_seconds=round(burst.seconds, 1),
-        orders_per_second=burst.rate,
+    await change_orders_while_down_then_recover(
+        cluster, api, admin, customer, scenario, burst, products, "stock_svc", paid, cancelled
     )
-    assert burst.outcomes == {201: ORDERS}
-    assert payments == {200: CHANGED} and cancels == {204: CHANGED}
-
-    expected = {"AWAITING_PAYMENT": ORDERS - 2 * CHANGED, "COMPLETED": CHANGED, "CANCELLED": CHANGED}
-    await wait_for_sagas(cluster, burst.order_ids, expected)
-    scenario.measure(recovery_seconds=round(time.monotonic() - restarted, 1))
-    await check_invariants(cluster, scenario)
-    items = [(await api.get(f"/inventory/{product_id}", headers=admin)).json() for product_id in products]
-    assert sum(item["reserved_quantity"] for item in items) == ORDERS - 2 * CHANGED
-    assert sum(item["available_quantity"] for item in items) == 600 - ORDERS + CHANGED

@@ -2,13 +2,10 @@
 being placed, some are paid and some cancelled, before or after their saga even began. Every saga ends where its
 order says, and nothing is reserved twice. (tests/system/test_saga_crash.py covers a small fixed shape.)"""
 
-import asyncio
-import time
-
 import pytest
 
 from tests.cluster import new_customer
-from tests.failure.support import Burst, change_orders, check_invariants, email, wait_for_sagas
+from tests.failure.support import Burst, change_orders_while_down_then_recover, email
 from tests.system.conftest import create_product, order_body
 
 ORDERS = 400
@@ -29,28 +26,6 @@ async def test_orchestrator_killed_mid_burst(cluster, api, admin, scenario):
     await burst.until_answered(200)
     placed = list(burst.order_ids)
     paid, cancelled = placed[-CHANGED:], placed[-2 * CHANGED : -CHANGED]
-    payments = await change_orders(api, customer, paid, "paid")
-    cancels = await change_orders(api, customer, cancelled, "cancel")
-    scenario.inject(f"{CHANGED} orders paid and {CHANGED} cancelled while the orchestrator is down")
-    await burst.finished()
-    await asyncio.sleep(2)
-    await cluster.restart("saga")
-    restarted = time.monotonic()
-    scenario.inject("saga restarted")
-    scenario.measure(
-        placed=dict(burst.outcomes),
-        paid=dict(payments),
-        cancelled=dict(cancels),
-        place_seconds=round(burst.seconds, 1),
-        orders_per_second=burst.rate,
+    await change_orders_while_down_then_recover(
+        cluster, api, admin, customer, scenario, burst, products, "saga", paid, cancelled
     )
-    assert burst.outcomes == {201: ORDERS}
-    assert payments == {200: CHANGED} and cancels == {204: CHANGED}
-
-    expected = {"AWAITING_PAYMENT": ORDERS - 2 * CHANGED, "COMPLETED": CHANGED, "CANCELLED": CHANGED}
-    await wait_for_sagas(cluster, burst.order_ids, expected)
-    scenario.measure(recovery_seconds=round(time.monotonic() - restarted, 1))
-    await check_invariants(cluster, scenario)
-    items = [(await api.get(f"/inventory/{product_id}", headers=admin)).json() for product_id in products]
-    assert sum(item["reserved_quantity"] for item in items) == ORDERS - 2 * CHANGED
-    assert sum(item["available_quantity"] for item in items) == 600 - ORDERS + CHANGED
