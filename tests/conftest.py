@@ -7,10 +7,12 @@ import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from common.tokens import TokenIssuer, generate_private_key_pem
 from stack.infra import (
     ServerProcess,
     broker_command,
@@ -71,3 +73,9 @@ async def publish(kafka_bootstrap: str) -> AsyncIterator[Callable[[str, str, str
     """`publish(topic, event_type, key, payload)`: an event produced as the relay produces them."""
     async with envelope_producer(kafka_bootstrap) as send:
         yield send
+
+
+@pytest.fixture(scope="session")
+def issuer() -> TokenIssuer:
+    """Stands in for user_svc in the other services' tests: signs the tokens they verify."""
+    return TokenIssuer(generate_private_key_pem(), timedelta(minutes=15), timedelta(days=1))

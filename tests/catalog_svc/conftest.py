@@ -1,6 +1,5 @@
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -9,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from catalog_svc.app import create_catalog_app
 from catalog_svc.settings import CatalogSettings
-from common.tokens import TokenIssuer, generate_private_key_pem
+from common.tokens import TokenIssuer
 from tests.support import serving
 
 SEED_PRODUCTS = [
@@ -46,12 +45,6 @@ def catalog_settings(mongo_url: str, kafka_bootstrap: str) -> CatalogSettings:
         kafka_bootstrap_servers=kafka_bootstrap,
         log_json=False,
     )
-
-
-@pytest.fixture(scope="session")
-def issuer() -> TokenIssuer:
-    """Stands in for user_svc: signs the tokens that the catalog verifies."""
-    return TokenIssuer(generate_private_key_pem(), access_ttl=timedelta(minutes=15), refresh_ttl=timedelta(days=1))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ to read what it wrote to its outbox."""
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from common.consumer import ReceivedEvent
 from common.inbox import first_delivery
-from common.tokens import TokenIssuer, generate_private_key_pem
+from common.tokens import TokenIssuer
 from order_svc.app import create_order_app
 from order_svc.handlers import PRODUCT_HANDLERS, SAGA_HANDLERS
 from order_svc.models import ProductPrice
@@ -85,11 +85,6 @@ def order_settings(postgres_url: str, kafka_bootstrap: str) -> OrderSettings:
         consume_events=False,
         log_json=False,
     )
-
-
-@pytest.fixture(scope="session")
-def issuer() -> TokenIssuer:
-    return TokenIssuer(generate_private_key_pem(), timedelta(minutes=5), timedelta(days=1))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -9,7 +8,7 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from common.tokens import TokenIssuer, generate_private_key_pem
+from common.tokens import TokenIssuer
 from saga.app import create_saga_app
 from saga.models import Saga
 from saga.orchestrator import Orchestrator, Timing
@@ -17,11 +16,6 @@ from saga.settings import SagaSettings
 from tests.support import serving
 
 ITEMS = [{"product_id": "p-1", "quantity": 1, "price": 899.99}, {"product_id": "p-2", "quantity": 2, "price": 10.0}]
-
-
-@pytest.fixture(scope="session")
-def issuer() -> TokenIssuer:
-    return TokenIssuer(generate_private_key_pem(), timedelta(minutes=5), timedelta(days=1))
 
 
 @pytest.fixture(scope="session")

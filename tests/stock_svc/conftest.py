@@ -4,7 +4,6 @@ handlers run as the consumer helper runs them, and helpers to read what it wrote
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ from tortoise.transactions import in_transaction
 
 from common.consumer import ReceivedEvent
 from common.inbox import first_delivery
-from common.tokens import TokenIssuer, generate_private_key_pem
+from common.tokens import TokenIssuer
 from common.topics import PRODUCT_EVENTS, STOCK_COMMANDS
 from stock_svc.app import create_stock_app
 from stock_svc.handlers import COMMAND_HANDLERS, PRODUCT_HANDLERS
@@ -36,11 +35,6 @@ def stock_settings(postgres_url: str, kafka_bootstrap: str) -> StockSettings:
         consume_events=False,
         log_json=False,
     )
-
-
-@pytest.fixture(scope="session")
-def issuer() -> TokenIssuer:
-    return TokenIssuer(generate_private_key_pem(), timedelta(minutes=5), timedelta(days=1))
 
 
 @pytest.fixture(scope="session")
