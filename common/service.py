@@ -36,6 +36,7 @@ def create_app(name: str, title: str, settings: ServiceSettings, token_verifier:
             "OAS_UI_REDOC": False,
             "CORS": False,
             "HEALTH": False,
+            "REQUEST_MAX_SIZE": settings.max_body_bytes,
         }
     )
     Extend(app)

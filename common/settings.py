@@ -20,6 +20,8 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(25, ge=1)
     # Services other than user_svc verify access tokens with the keys published here (fetched, then cached).
     jwks_url: str = "http://127.0.0.1:8080/api/v1/.well-known/jwks.json"
+    # The largest request body accepted: a longer one is refused with 413 before it is read whole.
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
     # Off: serve HTTP only, without the service's Kafka consumers (and the saga's deadline timer).
     consume_events: bool = True
     log_level: str = "INFO"

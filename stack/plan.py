@@ -1,7 +1,6 @@
 """The plan of the local stack: which parts run, on which ports, with which environment. Nothing starts here;
 `python -m stack` runs the plan under honcho, and the tests start its parts one by one."""
 
-import json
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -9,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from common.tokens import ensure_signing_key
-from stack import infra
+from stack import gateway, infra
 from stack.services import (
     CATALOG_MONGO_DATABASE,
     DATABASES,
@@ -80,7 +79,7 @@ def plan(settings: StackSettings, data_dir: Path) -> Stack:
     values["ADMIN_PASSWORD"] = settings.admin_password.get_secret_value()
 
     service_parts, routes = _services(settings, services, values)
-    gateway = _gateway(settings, routes)
+    gateway = _gateway(settings, routes, data_dir)
     return Stack([*parts, *service_parts, gateway], values[KAFKA], gateway.address, services)
 
 
@@ -128,7 +127,7 @@ def _mongo(settings: StackSettings, needed: set[str], data_dir: Path, values: di
 
 def _services(
     settings: StackSettings, services: list[Service], values: dict[str, str]
-) -> tuple[list[Part], dict[str, str]]:
+) -> tuple[list[Part], dict[str, list[str]]]:
     """A part per service, on a free port, with the variables it needs; and the gateway's routes to them."""
     common_env = {
         "HOST": "127.0.0.1",
@@ -136,30 +135,36 @@ def _services(
         # Through the gateway, as a client would: services other than user_svc fetch the signing keys here.
         "JWKS_URL": f"http://127.0.0.1:{settings.gateway_port}/api/v1/.well-known/jwks.json",
         "SANIC_PROXIES_COUNT": "1",  # behind one proxy, the gateway: the client is the last X-Forwarded-For entry
+        "MAX_BODY_BYTES": str(settings.max_body_bytes),
         **_process_env(settings),
     }
-    parts, routes = [], {}
+    parts: list[Part] = []
+    routes: dict[str, list[str]] = {}
     for service in services:
         port = infra.free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**common_env, "PORT": str(port), **{v: values[v] for v in service.needs if v in values}}
         command = [sys.executable, "-m", service.package]
         parts.append(Part(service.package, service.package, url, command, env, probe_url=f"{url}/ready"))
-        routes.update(dict.fromkeys(service.routes, url))
+        for prefix in service.routes:
+            routes.setdefault(prefix, []).append(url)
     return parts, routes
 
 
-def _gateway(settings: StackSettings, routes: dict[str, str]) -> Part:
-    env = {
-        "GATEWAY_HOST": settings.gateway_host,
-        "GATEWAY_PORT": str(settings.gateway_port),
-        "GATEWAY_TIMEOUT": str(settings.gateway_timeout),
-        "GATEWAY_ROUTES": json.dumps(routes),
-        **_process_env(settings),
-    }
+def _gateway(settings: StackSettings, routes: dict[str, list[str]], data_dir: Path) -> Part:
+    """Caddy on GATEWAY_PORT, its configuration generated from the route table (stack/gateway.py)."""
+    config = gateway.caddy_config(
+        routes,
+        settings.gateway_host,
+        settings.gateway_port,
+        settings.gateway_timeout,
+        settings.max_body_bytes,
+        storage_dir=data_dir / "gateway",
+    )
+    path = gateway.write_caddy_config(data_dir / "gateway" / "caddy.json", config)
     probe = f"http://{local_host(settings.gateway_host)}:{settings.gateway_port}/health"
-    command = [sys.executable, "-m", "stack.gateway"]
-    return Part("gateway", "gateway", f"http://localhost:{settings.gateway_port}", command, env, probe_url=probe)
+    address = f"http://localhost:{settings.gateway_port}"
+    return Part("gateway", "gateway (Caddy)", address, gateway.caddy_command(path), probe_url=probe)
 
 
 def _process_env(settings: StackSettings) -> dict[str, str]:

@@ -16,6 +16,8 @@ class StackSettings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8080, gt=0, lt=65536)
     gateway_timeout: float = Field(30.0, gt=0)  # seconds before the gateway answers 504
+    # The largest request body the gateway and every service accept (413 above it).
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
     data_dir: Path = Path(".data")
     # The first admin account, created (or reset) by user_svc at start. DEVELOPMENT DEFAULTS: change them anywhere
     # the stack is reachable by others.

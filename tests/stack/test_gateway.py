@@ -1,19 +1,22 @@
-"""The local gateway against real upstreams: small Sanic apps served on this test's loop, on free ports."""
+"""The local gateway, the real Caddy configured as `make run` configures it, against real upstreams: small Sanic
+apps served on this test's loop, on free ports."""
 
 import asyncio
 import gzip
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, empty, json, raw
 
-from stack.gateway import Routes, create_gateway
-from stack.infra import free_port
+from stack.gateway import caddy_command, caddy_config, write_caddy_config
+from stack.infra import ServerProcess, free_port, port_open
 
 Sanic.test_mode = True  # several apps in one process
+MAX_BODY = 64 * 1024
 
 
 def echo_app(name: str) -> Sanic:
@@ -67,36 +70,36 @@ async def serving(app: Sanic) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def gateway() -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with serving(echo_app("users")) as users, serving(echo_app("special")) as special:
         routes = {
-            "/api/v1/auth": users,
-            "/api/v1/users": users,
-            "/api/v1/users/special": special,
-            "/api/v1/slow": users,
-            "/api/v1/gone": users,
-            "/api/v1/binary": users,
-            "/api/v1/down": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+            "/api/v1/auth": [users],
+            "/api/v1/users": [users],
+            "/api/v1/users/special": [special],
+            "/api/v1/slow": [users],
+            "/api/v1/gone": [users],
+            "/api/v1/binary": [users],
+            "/api/v1/down": [f"http://127.0.0.1:{free_port()}"],  # nothing listens there
         }
-        async with serving(create_gateway(routes, timeout=0.5)) as url:
-            async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
+        directory = tmp_path_factory.mktemp("gateway")
+        port = free_port()
+        config = caddy_config(routes, "127.0.0.1", port, timeout=0.5, max_body_bytes=MAX_BODY, storage_dir=directory)
+        command = caddy_command(write_caddy_config(directory / "caddy.json", config))
+        caddy = await asyncio.to_thread(ServerProcess("caddy", command, port, directory / "caddy.log").start)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
                 yield client
+        finally:
+            await asyncio.to_thread(caddy.stop)
 
 
-def test_longest_prefix_on_whole_segments() -> None:
-    routes = Routes({"/api/v1/users": "http://a", "/api/v1/users/special/": "http://b", "/": "http://c"})
-    assert routes.upstream("/api/v1/users") == "http://a"
-    assert routes.upstream("/api/v1/users/me") == "http://a"
-    assert routes.upstream("/api/v1/users/special") == "http://b"
-    assert routes.upstream("/api/v1/users/special/x") == "http://b"
-    assert routes.upstream("/api/v1/usersx") == "http://c"
-    assert Routes({"/api/v1/users": "http://a"}).upstream("/api/v1/usersx") is None
-
-
-async def test_routes_by_longest_prefix(gateway: httpx.AsyncClient) -> None:
+async def test_routes_by_longest_prefix_on_whole_segments(gateway: httpx.AsyncClient) -> None:
+    assert (await gateway.get("/api/v1/users")).json()["upstream"] == "users"
     assert (await gateway.get("/api/v1/users/me")).json()["upstream"] == "users"
+    assert (await gateway.get("/api/v1/users/special")).json()["upstream"] == "special"
     assert (await gateway.get("/api/v1/users/special/1")).json()["upstream"] == "special"
     assert (await gateway.get("/api/v1/auth/")).json()["path"] == "/api/v1/auth/"
+    assert (await gateway.get("/api/v1/usersx")).status_code == 404
 
 
 async def test_forwards_method_query_body_and_headers(gateway: httpx.AsyncClient) -> None:
@@ -137,7 +140,8 @@ async def test_sets_forwarding_headers(gateway: httpx.AsyncClient) -> None:
     sent = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Request-ID": "abc-123"}
     response = await gateway.get("/api/v1/auth/login", headers=sent)
     headers = response.json()["headers"]
-    assert headers["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"  # the real peer is last
+    # A client's own X-Forwarded-For is not trusted: the services read the last entry, the real peer.
+    assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-forwarded-proto"] == "http"  # the gateway's own view, not the client's claim
     assert headers["x-request-id"] == "abc-123"
 
@@ -159,17 +163,33 @@ async def test_head_keeps_the_upstream_length(gateway: httpx.AsyncClient) -> Non
     assert get.status_code == 200
 
 
-async def test_unknown_path_is_404(gateway: httpx.AsyncClient) -> None:
-    response = await gateway.get("/x?y=1")
+async def test_unknown_path_is_a_json_404(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/x?y=1", headers={"X-Request-ID": "req-404"})
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found", "message": "No service serves /x"}
+    assert response.json() == {"error": "not_found", "message": "No service serves this path", "request_id": "req-404"}
+    assert response.headers["x-request-id"] == "req-404"
     assert (await gateway.post("/api/v1/orders")).status_code == 404
+
+
+async def test_body_over_the_limit_is_a_json_413(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.post("/api/v1/users/me", content=b"x" * (MAX_BODY + 1))
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+    assert response.headers["x-request-id"] == response.json()["request_id"]
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(MAX_BODY // 1024 + 1):
+            yield b"x" * 1024
+
+    chunked = await gateway.post("/api/v1/users/me", content=chunks())
+    assert chunked.status_code == 413  # no Content-Length to go by: counted as it arrives
+    assert (await gateway.post("/api/v1/users/me", content=b"x" * MAX_BODY)).json()["body"] == "x" * MAX_BODY
 
 
 async def test_upstream_down_is_502(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get("/api/v1/down/anything")
     assert response.status_code == 502
     assert response.json()["error"] == "bad_gateway"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
 async def test_upstream_timeout_is_504(gateway: httpx.AsyncClient) -> None:
@@ -184,3 +204,11 @@ async def test_own_health(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get("/health")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+async def test_no_admin_api_and_no_https(gateway: httpx.AsyncClient) -> None:
+    config = caddy_config({}, "127.0.0.1", 1, timeout=1, max_body_bytes=1, storage_dir=Path("."))
+    assert config["admin"]["disabled"] is True
+    assert config["apps"]["http"]["servers"]["gateway"]["automatic_https"] == {"disable": True}
+    assert not port_open(2019)  # Caddy's default admin address
+    assert (await gateway.get("/config/")).status_code == 404  # nor on the public port
