@@ -42,7 +42,8 @@ def _json_answer(status: int | str, body: dict[str, Any]) -> dict[str, Any]:
 
 def _error_answer(status: int) -> dict[str, Any]:
     error, message = ERRORS[status]
-    return _json_answer(status, {"error": error, "message": message, "request_id": "{http.request.header.X-Request-ID}"})
+    request_id = "{http.request.header.X-Request-ID}"
+    return _json_answer(status, {"error": error, "message": message, "request_id": request_id})
 
 
 def _path_matcher(prefix: str) -> dict[str, Any]:

@@ -176,6 +176,7 @@ async def test_body_over_the_limit_is_a_json_413(gateway: httpx.AsyncClient) -> 
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
     assert response.headers["x-request-id"] == response.json()["request_id"]
+
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(MAX_BODY // 1024 + 1):
             yield b"x" * 1024
