@@ -1,19 +1,24 @@
-"""The idempotent consumer every service uses to react to events.
+"""The idempotent consumer every service uses to react to events: one per service, on all of its topics.
 
-    consumer = EventConsumer("stock_svc.products", settings.kafka_bootstrap_servers, [PRODUCT_EVENTS],
-                             {"product.created": on_product_created}, database="stock_svc")
+    consumer = EventConsumer("stock_svc", settings.kafka_bootstrap_servers, [PRODUCT_EVENTS, STOCK_COMMANDS],
+                             {"product.created": on_product_created, ...}, database="stock_svc")
 
-For each message, in partition order: decode the envelope, then in ONE database transaction record
-`(consumer, event_id)` in the inbox and apply the handler's effect (skipped if the event was seen before).
-Offsets are committed after that transaction, so a crash in between redelivers an event whose effect the
-inbox then skips. A handler that keeps failing (`max_attempts`), or a message that cannot be decoded, goes to
-`inbox_dead_letter` and the partition moves on. An unreachable database is retried without limit: it says
-nothing about the event.
+The records one fetch returns for one partition are applied as a batch, in partition order, in ONE database
+transaction: one statement records every `(consumer, event_id)` in the inbox and tells which are new, the handlers
+apply the new ones' effects in order, then the offset is committed. A crash before the commit redelivers events
+whose effects the inbox then skips. When the batch fails, its events are applied again one transaction each, so
+that a poison event is isolated: a handler that keeps failing (`max_attempts`), or a message that cannot be
+decoded, goes to `inbox_dead_letter` and the partition moves on. An unreachable database, a deadlock or a
+serialization failure is retried without counting against the event: it says nothing about the event.
+
+One client per service (not per topic): every idle client fetches from the broker all the time, and the local
+broker holds each fetch for KAFKA_FETCH_MAX_WAIT_MS.
 """
 
 import asyncio
 import json
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,7 +32,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
-from common.inbox import first_delivery
+from common.inbox import first_deliveries
 from common.logs import correlation_id
 from common.topics import started
 
@@ -85,16 +90,29 @@ _INFRASTRUCTURE_ERRORS = (
 )
 
 
-def _infrastructure_failure(error: BaseException) -> bool:
-    """Whether `error`, or an error it was raised from (the ORM wraps some), is about the database's reachability."""
+# Two transactions got in each other's way (concurrent batches on rows they share): try again, it will pass.
+_CONTENTION_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+def _caused_by(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether `error`, or an error it was raised from (the ORM wraps some), is one of `kinds`."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, _INFRASTRUCTURE_ERRORS):
+        if isinstance(current, kinds):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+def _infrastructure_failure(error: BaseException) -> bool:
+    """Whether `error` is about the database's reachability."""
+    return _caused_by(error, _INFRASTRUCTURE_ERRORS)
+
+
+def _contention(error: BaseException) -> bool:
+    return _caused_by(error, _CONTENTION_ERRORS)
 
 
 class EventConsumer:
@@ -167,14 +185,10 @@ class EventConsumer:
                 await asyncio.sleep(1)
                 continue
             for partition, records in batches.items():
-                done = None
-                for record in records:
-                    if self._stopping:
-                        break
-                    await self._process(record)
-                    done = record.offset
-                if done is not None:
-                    await self._commit(partition, done + 1)
+                if self._stopping:
+                    break
+                await self._process_batch(records)
+                await self._commit(partition, records[-1].offset + 1)
 
     async def _commit(self, partition: TopicPartition, offset: int) -> None:
         assert self._kafka is not None
@@ -186,6 +200,47 @@ class EventConsumer:
             # The partition moved to another member, or the broker would not take the commit: it redelivers
             # from the last commit; the inbox dedups. A later commit of the partition covers this one.
             log.warning("consumer %s could not commit %s@%d: %r", self.name, partition, offset, error)
+
+    async def _process_batch(self, records: list[ConsumerRecord]) -> None:
+        """Apply one partition's fetched records in one transaction; one at a time if that fails."""
+        events: list[ReceivedEvent] = []
+        for record in records:
+            try:
+                event = decode(record)
+            except UndecodableMessage:
+                break  # the one-at-a-time path dead-letters it in its place
+            if event.type in self.handlers:  # others are another consumer's business
+                events.append(event)
+        else:
+            if not events:
+                return
+            while True:
+                try:
+                    await self._apply_all(events)
+                    return
+                except Exception as error:
+                    if _infrastructure_failure(error):
+                        log.warning("consumer %s waits for the database: %s", self.name, error)
+                        await asyncio.sleep(1)
+                    elif _contention(error):
+                        log.info("consumer %s retries a batch after %s", self.name, type(error).__name__)
+                        await asyncio.sleep(self.retry_delay * random.random())
+                    else:
+                        log.warning("consumer %s: a batch failed (%s); one event at a time", self.name, error)
+                        break
+        for record in records:
+            if self._stopping:
+                return
+            await self._process(record)
+
+    async def _apply_all(self, events: list[ReceivedEvent]) -> None:
+        async with in_transaction(self.database) as connection:
+            new = await first_deliveries(connection, self.name, [(event.id, event.type) for event in events])
+            for event in events:
+                if event.id in new:
+                    new.discard(event.id)  # the same event twice in one batch: applied once
+                    correlation_id.set(event.correlation_id)
+                    await self.handlers[event.type](event, connection)
 
     async def _process(self, record: ConsumerRecord) -> None:
         try:
@@ -207,6 +262,9 @@ class EventConsumer:
                     log.warning("consumer %s waits for the database: %s", self.name, error)
                     await asyncio.sleep(1)
                     continue
+                if _contention(error):
+                    await asyncio.sleep(self.retry_delay * random.random())
+                    continue
                 attempts += 1
                 log.warning(
                     "consumer %s: handler for %s failed (attempt %d): %s",
@@ -223,7 +281,7 @@ class EventConsumer:
 
     async def _apply(self, handler: Handler, event: ReceivedEvent) -> None:
         async with in_transaction(self.database) as connection:
-            if await first_delivery(connection, self.name, event.id, event.type):
+            if await first_deliveries(connection, self.name, [(event.id, event.type)]):
                 await handler(event, connection)
 
     async def _dead_letter(

@@ -34,11 +34,15 @@ CREATE TABLE IF NOT EXISTS inbox_dead_letter (
 INBOX_DROP = "DROP TABLE IF EXISTS inbox, inbox_dead_letter;"
 
 
-async def first_delivery(connection: BaseDBAsyncClient, consumer: str, event_id: uuid.UUID, event_type: str) -> bool:
-    """Record the event as processed by `consumer`; False if it already was (then skip its effect)."""
+async def first_deliveries(
+    connection: BaseDBAsyncClient, consumer: str, events: list[tuple[uuid.UUID, str]]
+) -> set[uuid.UUID]:
+    """Record the events (id, type) as processed by `consumer`; the ids that were not recorded before (apply
+    those, skip the rest). One statement for the whole batch."""
     rows = await connection.execute_query_dict(
-        "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING RETURNING 1 AS inserted",
-        [consumer, event_id, event_type],
+        "INSERT INTO inbox (consumer, event_id, event_type)"
+        " SELECT $1, event_id, event_type FROM unnest($2::uuid[], $3::text[]) AS batch (event_id, event_type)"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        [consumer, [event_id for event_id, _ in events], [event_type for _, event_type in events]],
     )
-    return bool(rows)
+    return {row["event_id"] for row in rows}

@@ -46,19 +46,24 @@ async def on_saga_expired(event: ReceivedEvent, connection: BaseDBAsyncClient) -
     await orders.expire_order(connection, verdict.order_id, causation_id=str(event.id))
 
 
-PRODUCT_HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler] = {
     PRODUCT_CREATED: on_product_changed,
     PRODUCT_UPDATED: on_product_changed,
     PRODUCT_DELETED: on_product_deleted,
+    SAGA_REJECTED: on_saga_rejected,
+    SAGA_EXPIRED: on_saga_expired,
 }
-
-SAGA_HANDLERS: dict[str, Handler] = {SAGA_REJECTED: on_saga_rejected, SAGA_EXPIRED: on_saga_expired}
 
 
 def order_consumers(settings: OrderSettings) -> list[EventConsumer]:
-    """The consumers of product events and of the saga's verdicts (not started)."""
-    servers, wait_ms = settings.kafka_bootstrap_servers, settings.kafka_fetch_max_wait_ms
+    """The consumer of product events and of the saga's verdicts (not started)."""
     return [
-        EventConsumer("order_svc.products", servers, [PRODUCT_EVENTS], PRODUCT_HANDLERS, DB, fetch_max_wait_ms=wait_ms),
-        EventConsumer("order_svc.saga", servers, [SAGA_EVENTS], SAGA_HANDLERS, DB, fetch_max_wait_ms=wait_ms),
+        EventConsumer(
+            DB,
+            settings.kafka_bootstrap_servers,
+            [PRODUCT_EVENTS, SAGA_EVENTS],
+            HANDLERS,
+            DB,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        )
     ]

@@ -1,4 +1,4 @@
-"""The saga's consumers: order events and stock's replies, each through the idempotent consumer helper."""
+"""The saga's consumer: order events and stock's replies, through the idempotent consumer helper."""
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -39,19 +39,12 @@ def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventC
     }
     return [
         EventConsumer(
-            "saga.orders",
-            topics=[ORDER_EVENTS],
+            DB,
+            topics=[ORDER_EVENTS, STOCK_REPLIES],
             handlers={
                 ORDER_PLACED: placed,
                 ORDER_PAID: on(orchestrator.order_paid),
                 ORDER_CANCELLED: on(orchestrator.order_cancelled),
-            },
-            **common,
-        ),
-        EventConsumer(
-            "saga.stock",
-            topics=[STOCK_REPLIES],
-            handlers={
                 STOCK_RESERVED: on(orchestrator.stock_reserved),
                 STOCK_REJECTED: rejected,
                 STOCK_RELEASED: on(orchestrator.stock_released),

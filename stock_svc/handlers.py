@@ -37,9 +37,9 @@ async def on_confirm_stock(event: ReceivedEvent, connection: BaseDBAsyncClient) 
 
 
 # product.updated is not handled: a product's quantity field is its initial stock, which inventory now owns.
-PRODUCT_HANDLERS: dict[str, Handler] = {PRODUCT_CREATED: on_product_created, PRODUCT_DELETED: on_product_deleted}
-
-COMMAND_HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler] = {
+    PRODUCT_CREATED: on_product_created,
+    PRODUCT_DELETED: on_product_deleted,
     RESERVE_STOCK: on_reserve_stock,
     RELEASE_STOCK: on_release_stock,
     CONFIRM_STOCK: on_confirm_stock,
@@ -47,9 +47,14 @@ COMMAND_HANDLERS: dict[str, Handler] = {
 
 
 def stock_consumers(settings: StockSettings) -> list[EventConsumer]:
-    """The consumers of product events and of the saga's stock commands (not started)."""
-    servers = settings.kafka_bootstrap_servers
+    """The consumer of product events and of the saga's stock commands (not started)."""
     return [
-        EventConsumer("stock_svc.products", servers, [PRODUCT_EVENTS], PRODUCT_HANDLERS, DB),
-        EventConsumer("stock_svc.commands", servers, [STOCK_COMMANDS], COMMAND_HANDLERS, DB),
+        EventConsumer(
+            DB,
+            settings.kafka_bootstrap_servers,
+            [PRODUCT_EVENTS, STOCK_COMMANDS],
+            HANDLERS,
+            DB,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        )
     ]

@@ -14,10 +14,10 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from common.consumer import ReceivedEvent
-from common.inbox import first_delivery
+from common.inbox import first_deliveries
 from common.tokens import TokenIssuer
 from order_svc.app import create_order_app
-from order_svc.handlers import PRODUCT_HANDLERS, SAGA_HANDLERS
+from order_svc.handlers import HANDLERS
 from order_svc.models import ProductPrice
 from order_svc.orders import DB
 from order_svc.settings import OrderSettings
@@ -181,10 +181,9 @@ def received(
 
 async def deliver(event: ReceivedEvent) -> None:
     """Apply `event` as the consumer helper does: inbox record and handler effect in one transaction."""
-    handler = {**PRODUCT_HANDLERS, **SAGA_HANDLERS}[event.type]
     async with in_transaction(DB) as connection:
-        if await first_delivery(connection, "order_svc.tests", event.id, event.type):
-            await handler(event, connection)
+        if await first_deliveries(connection, "order_svc.tests", [(event.id, event.type)]):
+            await HANDLERS[event.type](event, connection)
 
 
 async def price_of(product_id: str) -> tuple[Decimal, bool] | None:

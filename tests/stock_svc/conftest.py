@@ -12,11 +12,11 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from common.consumer import ReceivedEvent
-from common.inbox import first_delivery
+from common.inbox import first_deliveries
 from common.tokens import TokenIssuer
 from common.topics import PRODUCT_EVENTS, STOCK_COMMANDS
 from stock_svc.app import create_stock_app
-from stock_svc.handlers import COMMAND_HANDLERS, PRODUCT_HANDLERS
+from stock_svc.handlers import HANDLERS
 from stock_svc.inventory import DB
 from stock_svc.settings import StockSettings
 from tests.support import serving
@@ -111,10 +111,9 @@ def received(event_type: str, payload: dict, aggregate_id: str, event_id: uuid.U
 
 async def deliver(event: ReceivedEvent) -> None:
     """Apply `event` as the consumer helper does: inbox record and handler effect in one transaction."""
-    handler = {**PRODUCT_HANDLERS, **COMMAND_HANDLERS}[event.type]
     async with in_transaction(DB) as connection:
-        if await first_delivery(connection, "stock_svc.tests", event.id, event.type):
-            await handler(event, connection)
+        if await first_deliveries(connection, "stock_svc.tests", [(event.id, event.type)]):
+            await HANDLERS[event.type](event, connection)
 
 
 def product(product_id: str, quantity: int, name: str = "Premium Smartphone") -> dict:
