@@ -27,7 +27,9 @@ demo: install
 
 # Benchmarks against real servers; results in bench/results/*.json (not pass/fail tests).
 bench: install
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.relay
+	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.system
 
 lint: install

@@ -126,7 +126,8 @@ class Relay:
                     log.warning("purging %s failed: %s", outbox.name, error)
             await asyncio.sleep(self.settings.relay_purge_interval)
 
-    async def _keep_gauges_fresh(self, interval: float = 2.0) -> None:
+    async def _keep_gauges_fresh(self, interval: float = 10.0) -> None:
+        # Three queries per outbox: every 10 s is fresh enough for a Prometheus scrape and costs nothing at rest.
         while True:
             for outbox in filter(lambda outbox: outbox.is_open, self.outboxes):
                 try:

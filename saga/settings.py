@@ -10,4 +10,4 @@ class SagaSettings(ServiceSettings):
     payment_timeout: float = Field(900.0, gt=0)  # seconds an order may await payment before its stock is released
     step_timeout: float = Field(10.0, gt=0)  # seconds to wait for stock's reply before sending the command again
     step_max_attempts: int = Field(5, gt=0)  # sends of one command before the saga is FAILED
-    saga_timer_interval: float = Field(0.2, gt=0)  # seconds between looks for due deadlines
+    saga_timer_interval: float = Field(1.0, gt=0)  # seconds between looks for due deadlines (each one a query)

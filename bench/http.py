@@ -1,0 +1,184 @@
+"""The whole system under a native load generator (wrk), with the cost of an order per process:
+
+- gateway: the same small GET (the JWKS document) straight to user_svc and through the gateway (Caddy): the ratio;
+- idle: CPU of every process of the stack at rest;
+- orders: wrk placing orders through the gateway for a while; end to end = orders accepted AND their sagas in
+  AWAITING_PAYMENT, over the whole time until that backlog is drained; CPU ms per order for every process (from
+  /proc) and their sum; SQL statements per order per database (PostgreSQL's statement log, on for that phase).
+
+    python -m bench.http [--seconds 10]
+
+Needs `wrk` (Debian: `apt-get install wrk`). Results: bench/results/http.json.
+"""
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.environment import RESULTS, machine
+from bench.processes import cpu_between, sample
+from bench.system import Bench
+from common.database import asyncpg_dsn
+from tests.cluster import Cluster, eventually
+
+ORDER_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "{authorization}"
+local products = {{{products}}}
+request = function()
+  local a = math.random(#products)
+  local b = a % #products + 1
+  local body = '{{"items": [{{"product_id": "' .. products[a] .. '", "quantity": 1, "price": 10.0}},' ..
+    '{{"product_id": "' .. products[b] .. '", "quantity": 1, "price": 10.0}}],' ..
+    ' "shipping_address": {{"line1": "1 Bench Street", "city": "B", "state": "B", "postal_code": "1", "country": "B"}}}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{round(seconds)}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    total = int(re.search(r"(\d+) requests in", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    latency = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", output))
+    return {
+        "requests_per_second": rate,
+        "requests": total,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "p50": latency.get("50"),
+        "p99": latency.get("99"),
+    }
+
+
+class HttpBench:
+    def __init__(self, cluster: Cluster, bench: Bench, seconds: float) -> None:
+        self.cluster, self.bench, self.seconds = cluster, bench, seconds
+        self.roots = {name: process.process.pid for name, process in cluster.processes.items()}
+
+    def gateway_ratio(self) -> dict:
+        path = "/api/v1/.well-known/jwks.json"
+        direct = wrk(self.cluster.parts["user_svc"].address + path, self.seconds, 16)
+        through = wrk(self.cluster.api.removesuffix("/api/v1") + path, self.seconds, 16)
+        ratio = through["requests_per_second"] / direct["requests_per_second"]
+        return {"request": f"GET {path}", "direct": direct, "through_gateway": through, "ratio": round(ratio, 3)}
+
+    def idle(self, seconds: float = 15) -> dict:
+        before = sample(self.roots)
+        time.sleep(seconds)
+        after = sample(self.roots)
+        used = cpu_between(before, after)
+        percent = {name: round(cpu / seconds * 100, 2) for name, cpu in used.items()}
+        resident = {name: round(size / 2**20) for name, size in after.resident_bytes.items()}
+        return {
+            "percent_of_one_core": percent,
+            "total_percent_of_one_core": round(sum(percent.values()), 2),
+            "resident_mib_pss": resident,
+            "total_resident_mib_pss": sum(resident.values()),
+        }
+
+    async def orders(self, connections: int = 32) -> dict:
+        saga_dsn = asyncpg_dsn(self.cluster.database_url("SAGA_DATABASE_URL"))
+        sagas = await asyncpg.connect(saga_dsn)
+        admin = await asyncpg.connect(saga_dsn)
+        try:
+            awaiting_before = await self._awaiting(sagas)
+            await admin.execute("ALTER SYSTEM SET log_statement = 'all'")
+            await admin.execute("ALTER SYSTEM SET log_line_prefix = 'db=%d '")
+            await admin.execute("SELECT pg_reload_conf()")
+            log = self.cluster.processes["postgres"].log_path
+            log_start = log.stat().st_size
+            with tempfile.TemporaryDirectory() as directory:
+                script = Path(directory) / "orders.lua"
+                products = ",".join(f'"{product}"' for product in self.bench.products)
+                authorization = self.bench.customer["Authorization"]
+                script.write_text(ORDER_SCRIPT.format(authorization=authorization, products=products))
+                before, started = sample(self.roots), time.monotonic()
+                posted = await asyncio.to_thread(wrk, f"{self.cluster.api}/orders/", self.seconds, connections, script)
+                accepted = posted["requests"] - posted["non_2xx"]
+                await eventually(
+                    lambda: self._awaiting(sagas),
+                    lambda count: count >= awaiting_before + accepted,
+                    timeout=600,
+                    interval=0.05,
+                )
+                elapsed, after = time.monotonic() - started, sample(self.roots)
+            await admin.execute("ALTER SYSTEM RESET log_statement")
+            await admin.execute("SELECT pg_reload_conf()")
+            statements = _statements_by_database(log, log_start)
+        finally:
+            await sagas.close()
+            await admin.close()
+        cpu_ms = {name: round(cpu * 1000 / accepted, 2) for name, cpu in cpu_between(before, after).items()}
+        return {
+            "post": posted,
+            "orders_accepted": accepted,
+            "end_to_end_orders_per_second": round(accepted / elapsed, 1),
+            "seconds_until_all_awaiting_payment": round(elapsed, 2),
+            "cpu_ms_per_order": cpu_ms,
+            "cpu_ms_per_order_total": round(sum(cpu_ms.values()), 2),
+            "sql_statements_per_order": {db: round(n / accepted, 1) for db, n in statements.items()},
+            "sql_statements_per_order_total": round(sum(statements.values()) / accepted, 1),
+        }
+
+    @staticmethod
+    async def _awaiting(sagas: asyncpg.Connection) -> int:
+        return await sagas.fetchval("SELECT count(*) FROM sagas WHERE state = 'AWAITING_PAYMENT'")
+
+
+def _statements_by_database(log: Path, start: int) -> Counter:
+    """Statements PostgreSQL logged since `start` (byte offset), per database: simple-protocol statements and
+    executions of prepared ones (asyncpg's)."""
+    counts: Counter = Counter()
+    with log.open("rb") as lines:
+        lines.seek(start)
+        for line in lines:
+            match = re.search(rb"db=(\w+) LOG:  (statement|execute)", line)
+            if match:
+                counts[match.group(1).decode()] += 1
+    return counts
+
+
+async def main(seconds: float) -> dict:
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.http needs wrk: apt-get install wrk (Debian/Ubuntu), or your system's package")
+    cluster = await Cluster().start()
+    limits = httpx.Limits(max_connections=50)
+    try:
+        async with httpx.AsyncClient(base_url=cluster.api, timeout=60, limits=limits) as api:
+            bench = Bench(cluster, api, seconds)
+            await bench.prepare()
+            measure = HttpBench(cluster, bench, seconds)
+            await asyncio.sleep(5)  # the preparation's backlog settles
+            result = {"benchmark": "http (wrk)", "machine": machine(), "seconds_per_measurement": seconds}
+            result["idle"] = await asyncio.to_thread(measure.idle)
+            print("idle", json.dumps(result["idle"], indent=2))
+            result["gateway"] = await asyncio.to_thread(measure.gateway_ratio)
+            print("gateway", json.dumps(result["gateway"], indent=2))
+            result["orders"] = await measure.orders()
+            print("orders", json.dumps(result["orders"], indent=2))
+            return result
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    outcome = asyncio.run(main(parser.parse_args().seconds))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "http.json").write_text(json.dumps(outcome, indent=2) + "\n")
