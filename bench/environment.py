@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stack.infra import ServerProcess, broker_command, free_port, init_postgres, postgres_command
+from stack.infra import ServerProcess, broker_command, free_port, init_postgres, postgres_command, remove_postgres
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -26,8 +26,8 @@ class Servers:
 @contextmanager
 def servers() -> Iterator[Servers]:
     """A durable PostgreSQL (fsync on, as in production) and a broker, stopped on exit."""
+    # Private (mode 0700): as root, PostgreSQL's cluster then lives in a directory of nobody's (stack/infra.py).
     directory = Path(tempfile.mkdtemp(prefix="shop-bench-"))
-    directory.chmod(0o755)
     init_postgres(directory / "postgres")
     pg_port, broker_port = free_port(), free_port()
     postgres = ServerProcess(
@@ -43,6 +43,7 @@ def servers() -> Iterator[Servers]:
     finally:
         broker.stop()
         postgres.stop()
+        remove_postgres(directory / "postgres")
         shutil.rmtree(directory, ignore_errors=True)
 
 

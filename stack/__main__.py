@@ -2,7 +2,8 @@
 
 PostgreSQL, a Kafka-protocol broker (tansu) and a MongoDB-wire server (nx-27017) start embedded unless their URL
 is set (see stack/settings.py); then every service present, each on a free port, and the gateway on
-GATEWAY_PORT. honcho runs them all: their output goes to the terminal with coloured prefixes and, line for line,
+GATEWAY_PORT. honcho's Manager runs them all, each command a child of this process watched by a thread of it (no
+Python wrapper process per command): their output goes to the terminal with coloured prefixes and, line for line,
 to DATA_DIR/logs/<process>.log; Ctrl-C or SIGTERM stops everything, as does any process exiting. Once everything
 answers, one table tells where each part is (also written to DATA_DIR/stack.json while the stack runs).
 """
@@ -13,6 +14,7 @@ import fcntl
 import json
 import logging
 import os
+import queue
 import shlex
 import signal
 import sys
@@ -36,13 +38,13 @@ LAUNCHER = "stack"  # the name of the launcher's own lines and of its log file
 SERVICES_STOP_WAIT = 5.0  # seconds the infrastructure outlives the services at a stop
 
 
-# --- running: honcho, with logs teed to files and a gentler stop for PostgreSQL -----------------------------------
+# --- running: honcho, in threads, with logs teed to files and a gentler stop for PostgreSQL ---------------------------
 
 
 class TeePrinter(Printer):
     """honcho's terminal output, plus every process's lines appended unchanged to DATA_DIR/logs/<process>.log.
 
-    Teeing here, in the one process that reads all the pipes, keeps each command a plain child of honcho (no shell
+    Teeing here, in the main loop that prints every line, keeps each command a plain child of honcho (no shell
     pipeline between honcho and the server, so signals reach the server itself).
     """
 
@@ -83,10 +85,15 @@ class TeePrinter(Printer):
 
 
 class StackManager(Manager):
-    """honcho's Manager, changed where it stops processes (honcho is pinned at 2.0.0: these override its `_start`
-    and `_killall`):
+    """honcho's Manager, changed where it runs and stops processes (honcho is pinned at 2.0.0: these override its
+    `_start` and `_killall`, and replace its `events` queue):
 
-    - `on_started` runs once every runner is forked, so the launcher's threads never exist at a fork;
+    - each honcho Process runs in a thread of the launcher, not in a forked copy of it (honcho forks one Python
+      process per command, some 40 MB resident each, only to read a pipe): the thread starts the command
+      (`subprocess.Popen`, in its own session as with honcho) and passes its lines and its exit to the main loop
+      through a plain `queue.Queue`. The children are in sessions of their own, so Ctrl-C at the terminal reaches
+      the launcher alone, as before; signals are handled in the main thread only (honcho's handlers);
+    - `on_started` runs once every runner is started;
     - the infrastructure (`stop_last`) is stopped once the services have exited (or after SERVICES_STOP_WAIT s),
       so that they close their connections, commit their offsets and flush their batches against live servers;
     - a process may have its own stop signal, sent to it alone: SIGINT is PostgreSQL's fast shutdown, where
@@ -101,6 +108,8 @@ class StackManager(Manager):
         stop_last: set[str],
     ) -> None:
         super().__init__(printer)
+        self.events.close()  # honcho's multiprocessing.Queue: threads need no pipe between processes
+        self.events = queue.Queue()
         self._on_started = on_started
         self._stop_signals = stop_signals
         self._stop_last = stop_last
@@ -114,7 +123,11 @@ class StackManager(Manager):
         return self._terminating
 
     def _start(self) -> None:
-        super()._start()
+        for name, process in self._processes.items():
+            # ignore_signals=False: only the main thread may set signal handlers, and it has honcho's.
+            runner = threading.Thread(target=process["obj"].run, args=(self.events, False), name=name, daemon=True)
+            process["process"] = runner
+            runner.start()
         self._on_started()
 
     def _running(self) -> list[str]:
@@ -211,11 +224,23 @@ def watch_readiness(
 def _log_path(data_dir: Path, part: Part) -> str:
     if part.external:
         return "(external)"
-    path = data_dir / "logs" / f"{part.name}.log"
+    return _shown(data_dir / "logs" / f"{part.name}.log")
+
+
+def _shown(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _postgres_data(stack: Stack) -> Path | None:
+    """Where the embedded PostgreSQL keeps its cluster: DATA_DIR/postgres, or (as root, with DATA_DIR out of
+    nobody's reach) a directory of nobody's in the temporary directory (stack/infra.py, `cluster_location`)."""
+    for part in stack.parts:
+        if part.name == "postgres" and part.command is not None:
+            return infra.postgres_cluster_of(part.command)
+    return None
 
 
 def summary(stack: Stack, data_dir: Path, elapsed: float) -> str:
@@ -224,6 +249,10 @@ def summary(stack: Stack, data_dir: Path, elapsed: float) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
     lines = ["", f"== Local stack ready in {elapsed:.1f} s =="]
     lines += [f"  {label:<{widths[0]}}  {address:<{widths[1]}}  {log}" for label, address, log in rows]
+    if (postgres_data := _postgres_data(stack)) is not None:
+        inside = postgres_data.is_relative_to(data_dir)
+        where = "" if inside else f" (owned by {infra.UNPRIVILEGED_USER}: DATA_DIR is out of its reach)"
+        lines.append(f"  PostgreSQL's data: {_shown(postgres_data)}{where}")
     for service in stack.services:
         if service.prefixes:
             lines.append(
@@ -236,6 +265,7 @@ def summary(stack: Stack, data_dir: Path, elapsed: float) -> str:
 
 
 def write_stack_json(stack: Stack, data_dir: Path) -> None:
+    postgres_data = _postgres_data(stack)
     document = {
         "pid": os.getpid(),
         "gateway": stack.gateway_url,
@@ -250,6 +280,7 @@ def write_stack_json(stack: Stack, data_dir: Path) -> None:
             }
             for part in stack.parts
         ],
+        "postgres_data": None if postgres_data is None else str(postgres_data),
     }
     temporary = data_dir / "stack.json.tmp"
     temporary.write_text(json.dumps(document, indent=2) + "\n")

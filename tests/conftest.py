@@ -20,6 +20,7 @@ from stack.infra import (
     init_postgres,
     mongo_command,
     postgres_command,
+    remove_postgres,
     require_tools,
 )
 from tests.support import envelope_producer
@@ -27,9 +28,8 @@ from tests.support import envelope_producer
 
 @pytest.fixture(scope="session")
 def servers_dir() -> Iterator[Path]:
-    # Not pytest's tmp_path: PostgreSQL runs as `nobody` under root and must be able to enter this directory.
+    # Private (mode 0700): as root, PostgreSQL's cluster then lives in a directory of nobody's (stack/infra.py).
     directory = Path(tempfile.mkdtemp(prefix="shop-tests-"))
-    directory.chmod(0o755)
     require_tools()
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
@@ -50,6 +50,7 @@ def postgres_url(servers_dir: Path) -> Iterator[str]:
     ).start()
     yield f"postgres://postgres@127.0.0.1:{port}"
     server.stop()
+    remove_postgres(data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack.infra import free_port, port_open
+from stack.infra import cluster_location, free_port, port_open, remove_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMER = {
@@ -62,9 +62,10 @@ class LocalStack:
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
+    # Private (mode 0700), as a clone in root's home would be: as root, PostgreSQL's cluster lives elsewhere.
     directory = Path(tempfile.mkdtemp(prefix="shop-stack-"))
-    directory.chmod(0o755)  # PostgreSQL runs as `nobody` under root
     yield directory
+    remove_postgres(directory / "postgres")
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -76,6 +77,9 @@ def ports_of(description: dict) -> list[int]:
 def test_run_walk_through_stop_and_restart(data_dir):
     stack = LocalStack(data_dir, free_port())
     description = stack.start()
+    # DATA_DIR/postgres, or as root (this DATA_DIR is private, mode 0700) a directory of nobody's outside it.
+    assert description["postgres_data"] == str(cluster_location(data_dir / "postgres"))
+    assert (Path(description["postgres_data"]) / "PG_VERSION").exists()
     try:
         with httpx.Client(base_url=stack.url, timeout=10) as client:
             registered = client.post("/auth/register", json=CUSTOMER)
@@ -98,7 +102,7 @@ def test_run_walk_through_stop_and_restart(data_dir):
         assert stack.stop() in (0, 143)  # honcho answers SIGTERM with 128 + 15
     assert not any(port_open(port) for port in ports_of(description)), "a process outlived the stack"
 
-    stack.start()
+    assert stack.start()["postgres_data"] == description["postgres_data"]
     try:
         with httpx.Client(base_url=stack.url, timeout=10) as client:
             tokens = client.post("/auth/login", data={"username": CUSTOMER["email"], "password": "Password123"})
