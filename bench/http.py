@@ -41,7 +41,7 @@ request = function()
   local b = a % #products + 1
   local body = '{{"items": [{{"product_id": "' .. products[a] .. '", "quantity": 1, "price": 10.0}},' ..
     '{{"product_id": "' .. products[b] .. '", "quantity": 1, "price": 10.0}}],' ..
-    ' "shipping_address": {{"line1": "1 Bench Street", "city": "B", "state": "B", "postal_code": "1", "country": "B"}}}}'
+    ' "shipping_address": {{"line1": "1 Bench St", "city": "B", "state": "B", "postal_code": "1", "country": "B"}}}}'
   return wrk.format(nil, nil, nil, body)
 end
 """
