@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -115,6 +115,20 @@ def _contention(error: BaseException) -> bool:
     return _caused_by(error, _CONTENTION_ERRORS)
 
 
+class _GroupJoined(ConsumerRebalanceListener):
+    """Tells when the consumer has joined its group and received its assignment (perhaps no partition, when the
+    group has more members than the topics have partitions)."""
+
+    def __init__(self, joined: asyncio.Event) -> None:
+        self._joined = joined
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._joined.set()
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -138,13 +152,13 @@ class EventConsumer:
         self._fetch_max_wait_ms = fetch_max_wait_ms  # see ServiceSettings.kafka_fetch_max_wait_ms
         self._kafka: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
+        self._joined = asyncio.Event()
         self._stopping = False
 
     async def start(self) -> None:
         # aiokafka binds to the running loop: create the client inside it.
         self._kafka = await started(
             lambda: AIOKafkaConsumer(
-                *self._topics,
                 bootstrap_servers=self._bootstrap_servers,
                 group_id=self.name,
                 client_id=self.name,
@@ -154,6 +168,7 @@ class EventConsumer:
                 max_poll_records=500,
             )
         )
+        self._kafka.subscribe(self._topics, listener=_GroupJoined(self._joined))
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.name}")
 
     async def stop(self) -> None:
@@ -172,8 +187,10 @@ class EventConsumer:
                 log.warning("consumer %s stopped uncleanly: %s", self.name, error)
 
     @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+    def ready(self) -> bool:
+        """Running, and a member of its group with its partitions assigned: the first event after this is
+        handled as fast as any later one (joining a group takes seconds)."""
+        return self._task is not None and not self._task.done() and self._joined.is_set()
 
     async def _run(self) -> None:
         assert self._kafka is not None

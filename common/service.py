@@ -84,11 +84,11 @@ async def broker_reachable(bootstrap_servers: str, timeout: float = 1.0) -> bool
 
 def register_consumers(app: Sanic, make_consumers: Callable[[], list[EventConsumer]]) -> None:
     """Consume once the server has started (its database opens before that) and stop before the database
-    closes; readiness waits for every consumer to run."""
+    closes; readiness waits for every consumer to have joined its group and received its partitions."""
     app.ctx.consumers = None
 
     async def consumers_running() -> bool:
-        return app.ctx.consumers is not None and all(consumer.running for consumer in app.ctx.consumers)
+        return app.ctx.consumers is not None and all(consumer.ready for consumer in app.ctx.consumers)
 
     app.ctx.readiness_checks["consumers"] = consumers_running
 
