@@ -3,17 +3,22 @@
     python -m common create-topics [--timeout S]   create the system's topics on KAFKA_BOOTSTRAP_SERVERS
     python -m common signing-key PATH              generate the RS256 signing key at PATH, unless it exists
 
-Both are idempotent and exit non-zero when they fail.
+Both are idempotent and exit non-zero when they fail. And a way to look at a topic (kcat cannot talk to tansu,
+the local broker; see common/tail.py):
+
+    python -m common tail TOPIC [--from-beginning] [--max N] [--one-line]
 """
 
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 from aiokafka.errors import KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from common import tail
 from common.logs import configure_logging
 from common.settings import ServiceSettings
 from common.tokens import ensure_signing_key
@@ -44,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     topics.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the broker (120)")
     key = commands.add_parser("signing-key", help="generate the JWT signing key at PATH unless it exists")
     key.add_argument("path", type=Path)
+    tail.add_arguments(
+        commands.add_parser("tail", help="print a topic's messages: partition, offset, key, headers, value")
+    )
     arguments = parser.parse_args(argv)
 
     settings = ServiceSettings()
@@ -51,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "create-topics":
         asyncio.run(create_topics(settings.kafka_bootstrap_servers, arguments.timeout))
         log.info("topics ready on %s: %s", settings.kafka_bootstrap_servers, ", ".join(ALL_TOPICS))
+    elif arguments.command == "tail":
+        sys.exit(tail.main(arguments))
     else:
         existed = arguments.path.exists()
         ensure_signing_key(arguments.path)
