@@ -4,13 +4,14 @@ Validated here: Docker Compose v2 itself loads the project (the `docker-compose`
 run as `docker-compose config`: interpolation, the Compose Specification's schema, references to services and
 volumes), with and without `.env.example`; `compose-spec`, an independent strict parser of the Specification,
 accepts the result; and the file agrees with the code: each process's settings, the databases, the broker's
-listener, the topics, the signing key, the nginx routes (its config parsed and its location matching simulated)
-and the Dockerfile's basics.
+listener, the topics, the signing key, the nginx routes (its config parsed and its location matching simulated),
+the saga console's static files and the Dockerfile's basics.
 
 Not validated here: that the images pull and build, that the containers start and become healthy, or anything
 that only a running Docker engine and the real AutoMQ, MongoDB, PostgreSQL and nginx images would show.
 """
 
+import fnmatch
 import importlib
 import importlib.util
 import inspect
@@ -28,6 +29,7 @@ from pydantic_settings import BaseSettings
 
 from common.settings import ServiceSettings
 from common.topics import ALL_TOPICS, ensure_topics
+from stack.gateway import CONSOLE_DIR, CONSOLE_PATHS
 from stack.services import CATALOG_MONGO_DATABASE, DATABASES, KAFKA, MONGO, OUTBOX_DATABASES, OUTBOX_MONGO, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,7 +260,9 @@ def test_bind_mounts_exist(services: dict[str, dict[str, Any]]) -> None:
         for volume in service.get("volumes") or []:
             if volume["type"] == "bind":
                 source = Path(volume["source"])
-                assert source.is_file(), f"{name}: {source} does not exist"
+                # A file, or a folder with files in it.
+                exists = source.is_file() or (source.is_dir() and any(source.iterdir()))
+                assert exists, f"{name}: {source} does not exist"
                 assert ROOT in source.parents, f"{name}: {source} is outside the repository"
 
 
@@ -526,12 +530,64 @@ def test_nginx_routes_every_prefix_to_its_service(
 
 
 def test_nginx_answers_other_paths_with_json_404(nginx: Directive, nginx_server: Directive) -> None:
-    for path in ("/", "/api/v1/unknown", "/api/v1/docs", "/health/x"):
+    for path in ("/api/v1/unknown", "/api/v1/docs", "/health/x", "/index.htm", "/assetsx", "/console/index.html"):
         location = nginx_location(nginx_server, path)
         assert nginx_upstream(nginx, location) is None, path
         assert location.one("return").args[0] == "404", path
         json.loads(location.one("return").args[1])
         assert location.one("default_type").args == ["application/json"]
+
+
+def console_mount(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (mount,) = [v for v in services["nginx"]["volumes"] if Path(v["source"]) == CONSOLE_DIR]
+    return mount
+
+
+def test_nginx_mounts_the_console_read_only(services: dict[str, dict[str, Any]]) -> None:
+    mount = console_mount(services)
+    assert mount["type"] == "bind" and mount.get("read_only") is True
+    assert (CONSOLE_DIR / "index.html").is_file()
+
+
+CONSOLE_FILES = ["/", "/index.html", "/assets/console.js", "/assets/console.css", "/assets/favicon.svg"]
+
+
+@pytest.mark.parametrize("path", CONSOLE_FILES)
+def test_nginx_serves_the_console_as_the_local_gateway_does(
+    path: str, nginx: Directive, nginx_server: Directive, services: dict[str, dict[str, Any]]
+) -> None:
+    """`/`, `/index.html` and `/assets/...` (stack/gateway.py's CONSOLE_PATHS) are the console folder's files."""
+    assert any(fnmatch.fnmatchcase(path, pattern) for pattern in CONSOLE_PATHS), path
+    location = nginx_location(nginx_server, path)
+    assert location is not None and nginx_upstream(nginx, location) is None, path
+    assert not location.all("return"), f"{path}: answered by a `return`, not from the console folder"
+    (root,) = location.all("root")
+    assert root.args == [console_mount(services)["target"]], path
+    # The file nginx sends: `try_files` names it (for `/`), else the path under the root.
+    tries = location.all("try_files")
+    served = tries[0].args[0] if tries else path
+    assert (CONSOLE_DIR / served.lstrip("/")).is_file(), f"{path}: {served} is not in {CONSOLE_DIR}"
+
+
+def test_nginx_gives_the_console_files_their_types(nginx: Directive) -> None:
+    """A browser runs a module script only with a JavaScript type, and applies a stylesheet only as text/css."""
+    (types,) = nginx.one("http").all("types")
+    by_extension = {extension: directive.name for directive in types.block or [] for extension in directive.args}
+    assert by_extension["html"] == "text/html"
+    assert by_extension["css"] == "text/css"
+    assert by_extension["js"] in ("text/javascript", "application/javascript")
+    assert {path.suffix.lstrip(".") for path in CONSOLE_DIR.rglob("*.*")} <= set(by_extension)
+
+
+def test_nginx_answers_a_missing_console_file_with_json_404(nginx_server: Directive) -> None:
+    location = nginx_location(nginx_server, "/assets/missing.js")
+    (error_page,) = location.all("error_page")
+    assert error_page.args[:-1] == ["404"]
+    (named,) = [d for d in nginx_server.all("location") if d.args == [error_page.args[-1]]]
+    assert named.one("return").args[0] == "404"
+    assert json.loads(named.one("return").args[1])["error"] == "not_found"
+    assert named.one("default_type").args == ["application/json"]
+    assert named.one("types").block == [], "the missing file's extension would give the JSON its type"
 
 
 def test_nginx_upstreams_are_the_services(nginx: Directive, services: dict[str, dict[str, Any]]) -> None:
