@@ -204,8 +204,9 @@ class EventConsumer:
             for partition, records in batches.items():
                 if self._stopping:
                     break
-                await self._process_batch(records)
-                await self._commit(partition, records[-1].offset + 1)
+                done = await self._process_batch(records)
+                if done is not None:
+                    await self._commit(partition, done + 1)
 
     async def _commit(self, partition: TopicPartition, offset: int) -> None:
         assert self._kafka is not None
@@ -218,8 +219,9 @@ class EventConsumer:
             # from the last commit; the inbox dedups. A later commit of the partition covers this one.
             log.warning("consumer %s could not commit %s@%d: %r", self.name, partition, offset, error)
 
-    async def _process_batch(self, records: list[ConsumerRecord]) -> None:
-        """Apply one partition's fetched records in one transaction; one at a time if that fails."""
+    async def _process_batch(self, records: list[ConsumerRecord]) -> int | None:
+        """Apply one partition's fetched records in one transaction, or one at a time if that fails; the offset
+        of the last record done (None if a stop came first): the commit must not pass a record not applied."""
         events: list[ReceivedEvent] = []
         for record in records:
             try:
@@ -230,11 +232,11 @@ class EventConsumer:
                 events.append(event)
         else:
             if not events:
-                return
+                return records[-1].offset
             while True:
                 try:
                     await self._apply_all(events)
-                    return
+                    return records[-1].offset
                 except Exception as error:
                     if _infrastructure_failure(error):
                         log.warning("consumer %s waits for the database: %s", self.name, error)
@@ -245,10 +247,13 @@ class EventConsumer:
                     else:
                         log.warning("consumer %s: a batch failed (%s); one event at a time", self.name, error)
                         break
+        done = None
         for record in records:
             if self._stopping:
-                return
+                break
             await self._process(record)
+            done = record.offset
+        return done
 
     async def _apply_all(self, events: list[ReceivedEvent]) -> None:
         async with in_transaction(self.database) as connection:
