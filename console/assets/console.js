@@ -117,9 +117,11 @@ async function api(method, path, { json, form, auth = true } = {}) {
       throw new ApiError(0, null);
     }
 
-    if (response.status === 401 && auth) {
-      // Another call may have refreshed the tokens meanwhile; else refresh them (once) and try again.
-      if (attempt === 0 && (session.access !== token || (await refreshSession()))) continue;
+    if (response.status === 401 && auth && attempt === 0) {
+      // Another call may have refreshed the tokens meanwhile; else refresh them (once) and try again. Only a
+      // refused refresh token ends the session: a token just issued and refused anyway is the API's trouble
+      // (a service that cannot fetch the signing keys says "unknown key"), shown as an error like any other.
+      if (session.access !== token || (await refreshSession())) continue;
       endSession("Your session has expired. Please sign in again.");
       throw new SessionEnded();
     }
@@ -219,6 +221,7 @@ function errorDetails(error) {
 function errorTitle(error) {
   if (!(error instanceof ApiError)) return "Something went wrong in the console";
   if (error.status === 0) return "Network error";
+  if (error.status === 401) return "The API refused the sign-in token";
   if (error.status === 404) return "Not found";
   if (error.status === 403) return "Not allowed";
   if (error.status === 409) return "Conflict";
@@ -951,8 +954,9 @@ function factsCard(saga, order, orderError) {
   );
 }
 
-function niceStep(span) {
-  const rough = span / 6;
+// A round tick interval giving about `count` ticks over `span` ms.
+function niceStep(span, count) {
+  const rough = span / count;
   const magnitude = 10 ** Math.floor(Math.log10(rough));
   const step = [1, 2, 5, 10].map((m) => m * magnitude).find((candidate) => candidate >= rough);
   return step ?? 10 * magnitude;
@@ -970,7 +974,9 @@ function timelineCard(saga) {
   const domain = span * 1.06; // room for the last bar's label
   const at = (time) => (Math.min(Math.max(time - start, 0), domain) / domain) * 100;
 
-  const tickStep = niceStep(span);
+  // About one tick per 110 px of the time axis (the track is the page less the labels and paddings).
+  const trackWidth = ($("#main").clientWidth || 1200) - 260;
+  const tickStep = niceStep(span, Math.min(Math.max(Math.floor(trackWidth / 110), 2), 6));
   const ticks = [];
   for (let offset = 0; offset <= domain; offset += tickStep) ticks.push(offset);
 
@@ -1165,7 +1171,7 @@ function derivedMessages(saga) {
           note: step.error,
         });
       } else if (step.state === "failed") {
-        messages.push({ direction: "none", type: "no reply", at: step.finished_at, note: step.error });
+        messages.push({ direction: "none", type: step.error ?? "no reply", at: step.finished_at });
       } else if (step.state === "running") {
         messages.push({ direction: "none", type: `awaiting ${info.reply}`, at: null });
       }
@@ -1269,8 +1275,7 @@ function messagesCard(saga) {
                 null,
                 h("span", { class: message.direction === "none" ? "muted" : "msg-type" }, message.type),
                 message.sends > 1 ? h("span", { class: "times" }, ` × ${message.sends} sends`) : null,
-                message.note && message.direction !== "none" ? h("div", { class: "times" }, message.note) : null,
-                message.note && message.direction === "none" ? h("div", { class: "times" }, message.note) : null,
+                message.note ? h("div", { class: "times" }, message.note) : null,
               ),
               h("td", { class: "muted" }, message.topic ?? ""),
               h(

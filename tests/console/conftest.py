@@ -40,10 +40,6 @@ expect.set_options(timeout=20_000)
 async def cluster() -> AsyncIterator[Cluster]:
     running = await Cluster(service_env=SERVICE_ENV).start()
     yield running
-    if os.environ.get("CONSOLE_DEBUG"):
-        import shutil
-
-        shutil.copytree(running.directory / "logs", "/tmp/dev/logs", dirs_exist_ok=True)
     running.stop()
 
 
@@ -106,16 +102,6 @@ async def open_page(browser: Browser, console_url: str) -> AsyncIterator[OpenPag
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
-        if os.environ.get("CONSOLE_DEBUG"):
-            page.on("console", lambda message: print("console:", message.text))
-            page.on("response", lambda response: print("<<", response.status, response.request.method, response.url))
-            page.on("requestfinished", lambda request: None)
-
-            async def body_of_401(response):
-                if response.status == 401:
-                    print("401 body:", response.url, await response.text())
-
-            page.on("response", body_of_401)
         await page.goto(path)
         if username is not None:
             await sign_in_through_the_form(page, username, password)

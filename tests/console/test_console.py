@@ -237,6 +237,15 @@ async def test_network_and_server_errors_show_as_messages(open_page: OpenPage) -
     await page.unroute(list_calls)
     await expect(alert).to_have_count(0)
 
+    # A new token refused anyway (as by a service that cannot fetch the signing keys): an error, not a sign-out.
+    refused = {"error": "unauthorized", "message": "token signed by an unknown key", "request_id": "req-43"}
+    await page.route(list_calls, lambda route: route.fulfill(status=401, json=refused))
+    await expect(alert).to_contain_text("The API refused the sign-in token")
+    await expect(alert).to_contain_text("token signed by an unknown key")
+    await page.unroute(list_calls)
+    await expect(alert).to_have_count(0)
+    await expect(page.locator("#session-email")).to_have_text(ADMIN["username"])
+
     # A saga's page that cannot load at first: a message and a way to try again, never a blank page.
     one_saga = re.compile(r"/api/v1/sagas/[^/?]+$")
     await page.route(one_saga, lambda route: route.fulfill(status=502, body="<html>Bad Gateway</html>"))
