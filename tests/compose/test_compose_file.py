@@ -25,12 +25,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from pydantic_settings import BaseSettings
 
-from common.settings import ServiceSettings
 from common.topics import ALL_TOPICS, ensure_topics
 from stack.gateway import CONSOLE_DIR, CONSOLE_PATHS
 from stack.services import CATALOG_MONGO_DATABASE, DATABASES, KAFKA, MONGO, OUTBOX_DATABASES, OUTBOX_MONGO, SERVICES
+from tests.service_settings import load_settings, settings_class, variable
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -122,37 +121,6 @@ def healthcheck(service: dict[str, Any]) -> list[str]:
     """The healthcheck command of a service (empty when it has none, or it is disabled)."""
     check = service.get("healthcheck") or {}
     return [] if check.get("disable") else check.get("test") or []
-
-
-def settings_class(package: str) -> type[ServiceSettings]:
-    """The settings class a service reads (the ServiceSettings subclass of `<package>.settings`)."""
-    module = importlib.import_module(f"{package}.settings")
-    classes = [
-        value
-        for value in vars(module).values()
-        if inspect.isclass(value) and issubclass(value, ServiceSettings) and value.__module__ == module.__name__
-    ]
-    assert len(classes) == 1, f"{package}.settings should define one ServiceSettings subclass, found {classes}"
-    return classes[0]
-
-
-def variable(name: str, settings: type[BaseSettings]) -> str:
-    """The environment variable of a settings field."""
-    alias = settings.model_fields[name].validation_alias
-    choices = getattr(alias, "choices", None)
-    return str(choices[0]) if choices else str(alias) if alias else name.upper()
-
-
-def load_settings(
-    settings: type[ServiceSettings], env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> ServiceSettings:
-    """The settings as the process in the container would load them: from its compose environment alone."""
-    for key in list(os.environ):
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)  # no `.env` from the repository
-    return settings()
 
 
 # ---------------------------------------------------------------------------------------------------- the file

@@ -15,7 +15,6 @@ import copy
 import importlib
 import importlib.util
 import inspect
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -26,13 +25,13 @@ import kubernetes_validate
 import pytest
 import yaml
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings
 from sanic import Sanic
 
 from common.settings import ServiceSettings
 from common.tokens import generate_private_key_pem
 from common.topics import ALL_TOPICS, PARTITIONS, ensure_topics
 from stack.services import CATALOG_MONGO_DATABASE, DATABASES, KAFKA, MONGO, SERVICES
+from tests.service_settings import load_settings, settings_class, variable
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -161,38 +160,6 @@ def container_port(container: dict[str, Any], port: int | str) -> int:
         return port
     (number,) = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == port]
     return number
-
-
-# The settings helpers of tests/compose/test_compose_file.py, for the same checks.
-
-
-def settings_class(package: str) -> type[ServiceSettings]:
-    module = importlib.import_module(f"{package}.settings")
-    classes = [
-        value
-        for value in vars(module).values()
-        if inspect.isclass(value) and issubclass(value, ServiceSettings) and value.__module__ == module.__name__
-    ]
-    assert len(classes) == 1, f"{package}.settings should define one ServiceSettings subclass, found {classes}"
-    return classes[0]
-
-
-def variable(name: str, settings: type[BaseSettings]) -> str:
-    alias = settings.model_fields[name].validation_alias
-    choices = getattr(alias, "choices", None)
-    return str(choices[0]) if choices else str(alias) if alias else name.upper()
-
-
-def load_settings(
-    settings: type[ServiceSettings], env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> ServiceSettings:
-    """The settings as the process in the pod would load them: from its environment alone."""
-    for key in list(os.environ):
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)  # no `.env` from the repository
-    return settings()
 
 
 def build_app(package: str, settings: ServiceSettings) -> Sanic:
