@@ -1091,49 +1091,40 @@ function timelineCard(saga) {
   );
 }
 
+// A table in its scrolling wrapper: `headers` the header cells, `rows` the body's rows.
+function dataTable(headers, rows) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h("table", null, h("thead", null, h("tr", null, headers)), h("tbody", null, rows)),
+  );
+}
+
 function stepsCard(saga) {
   const steps = saga.steps ?? [];
   return h(
     "section",
     { class: "card", "aria-labelledby": "steps-title" },
     h("div", { class: "card-head" }, h("h2", { id: "steps-title" }, "Steps")),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        null,
+    dataTable(
+      ["Step", "State", "Attempts", "Started", "Finished", "Took", "Error"].map((name) =>
+        h("th", { scope: "col", class: ["Attempts", "Took"].includes(name) ? "num" : null }, name),
+      ),
+      steps.map((step) =>
         h(
-          "thead",
-          null,
+          "tr",
+          { dataset: { step: step.step } },
+          h("td", null, STEPS[step.step]?.label ?? step.step),
+          h("td", null, stepBadge(step.state)),
+          h("td", { class: "num" }, STEPS[step.step]?.command ? String(step.attempts) : "—"),
+          h("td", { class: "time" }, timeElement(step.started_at, { millis: true })),
+          h("td", { class: "time" }, timeElement(step.finished_at, { millis: true })),
           h(
-            "tr",
-            null,
-            ["Step", "State", "Attempts", "Started", "Finished", "Took", "Error"].map((name) =>
-              h("th", { scope: "col", class: ["Attempts", "Took"].includes(name) ? "num" : null }, name),
-            ),
+            "td",
+            { class: "num" },
+            formatDuration((step.finished_at ? ms(step.finished_at) : Date.now()) - ms(step.started_at)),
           ),
-        ),
-        h(
-          "tbody",
-          null,
-          steps.map((step) =>
-            h(
-              "tr",
-              { dataset: { step: step.step } },
-              h("td", null, STEPS[step.step]?.label ?? step.step),
-              h("td", null, stepBadge(step.state)),
-              h("td", { class: "num" }, STEPS[step.step]?.command ? String(step.attempts) : "—"),
-              h("td", { class: "time" }, timeElement(step.started_at, { millis: true })),
-              h("td", { class: "time" }, timeElement(step.finished_at, { millis: true })),
-              h(
-                "td",
-                { class: "num" },
-                formatDuration((step.finished_at ? ms(step.finished_at) : Date.now()) - ms(step.started_at)),
-              ),
-              h("td", { class: step.state === "failed" ? "error-text" : "muted" }, step.error ?? ""),
-            ),
-          ),
+          h("td", { class: step.state === "failed" ? "error-text" : "muted" }, step.error ?? ""),
         ),
       ),
     ),
@@ -1225,71 +1216,53 @@ function messagesCard(saga) {
         " (the request that placed the order)",
       ),
     ),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h(
-        "table",
-        null,
+    dataTable(
+      ["When", "", "Message", "Topic", "Event id"].map((name) =>
+        h("th", { scope: "col" }, name || h("span", { class: "visually-hidden" }, "Direction")),
+      ),
+      messages.map((message) =>
         h(
-          "thead",
-          null,
+          "tr",
+          { dataset: { message: message.type, direction: message.direction } },
           h(
-            "tr",
+            "td",
+            { class: "time" },
+            message.at
+              ? [
+                  formatOffset(ms(message.at) - start),
+                  " ",
+                  h("span", { class: "times" }, formatTime(message.at, { millis: true })),
+                ]
+              : "—",
+          ),
+          h(
+            "td",
             null,
-            ["When", "", "Message", "Topic", "Event id"].map((name) =>
-              h("th", { scope: "col" }, name || h("span", { class: "visually-hidden" }, "Direction")),
+            h(
+              "span",
+              { class: `dir dir-${message.direction}` },
+              h("span", { class: "dir-arrow", "aria-hidden": "true" }, arrows[message.direction]),
+              words[message.direction],
             ),
           ),
-        ),
-        h(
-          "tbody",
-          null,
-          messages.map((message) =>
-            h(
-              "tr",
-              { dataset: { message: message.type, direction: message.direction } },
-              h(
-                "td",
-                { class: "time" },
-                message.at
-                  ? [
-                      formatOffset(ms(message.at) - start),
-                      " ",
-                      h("span", { class: "times" }, formatTime(message.at, { millis: true })),
-                    ]
-                  : "—",
-              ),
-              h(
-                "td",
-                null,
-                h(
+          h(
+            "td",
+            null,
+            h("span", { class: message.direction === "none" ? "muted" : "msg-type" }, message.type),
+            message.sends > 1 ? h("span", { class: "times" }, ` × ${message.sends} sends`) : null,
+            message.note ? h("div", { class: "times" }, message.note) : null,
+          ),
+          h("td", { class: "muted" }, message.topic ?? ""),
+          h(
+            "td",
+            null,
+            message.eventId
+              ? h("code", { class: "event-id" }, message.eventId)
+              : h(
                   "span",
-                  { class: `dir dir-${message.direction}` },
-                  h("span", { class: "dir-arrow", "aria-hidden": "true" }, arrows[message.direction]),
-                  words[message.direction],
+                  { class: "faint", title: "Not in the API's response" },
+                  message.direction === "none" ? "" : "—",
                 ),
-              ),
-              h(
-                "td",
-                null,
-                h("span", { class: message.direction === "none" ? "muted" : "msg-type" }, message.type),
-                message.sends > 1 ? h("span", { class: "times" }, ` × ${message.sends} sends`) : null,
-                message.note ? h("div", { class: "times" }, message.note) : null,
-              ),
-              h("td", { class: "muted" }, message.topic ?? ""),
-              h(
-                "td",
-                null,
-                message.eventId
-                  ? h("code", { class: "event-id" }, message.eventId)
-                  : h(
-                      "span",
-                      { class: "faint", title: "Not in the API's response" },
-                      message.direction === "none" ? "" : "—",
-                    ),
-              ),
-            ),
           ),
         ),
       ),
