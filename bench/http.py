@@ -92,14 +92,13 @@ class HttpBench:
         }
 
     async def orders(self, connections: int = 32) -> dict:
-        saga_dsn = asyncpg_dsn(self.cluster.database_url("SAGA_DATABASE_URL"))
-        sagas = await asyncpg.connect(saga_dsn)
-        admin = await asyncpg.connect(saga_dsn)
+        # The saga database's connection also switches the statement log on and off (a server-wide setting).
+        sagas = await asyncpg.connect(asyncpg_dsn(self.cluster.database_url("SAGA_DATABASE_URL")))
         try:
             awaiting_before = await self._awaiting(sagas)
-            await admin.execute("ALTER SYSTEM SET log_statement = 'all'")
-            await admin.execute("ALTER SYSTEM SET log_line_prefix = 'db=%d '")
-            await admin.execute("SELECT pg_reload_conf()")
+            await sagas.execute("ALTER SYSTEM SET log_statement = 'all'")
+            await sagas.execute("ALTER SYSTEM SET log_line_prefix = 'db=%d '")
+            await sagas.execute("SELECT pg_reload_conf()")
             log = self.cluster.processes["postgres"].log_path
             log_start = log.stat().st_size
             with tempfile.TemporaryDirectory() as directory:
@@ -117,12 +116,11 @@ class HttpBench:
                     interval=0.05,
                 )
                 elapsed, after = time.monotonic() - started, sample(self.roots)
-            await admin.execute("ALTER SYSTEM RESET log_statement")
-            await admin.execute("SELECT pg_reload_conf()")
+            await sagas.execute("ALTER SYSTEM RESET log_statement")
+            await sagas.execute("SELECT pg_reload_conf()")
             statements = _statements_by_database(log, log_start)
         finally:
             await sagas.close()
-            await admin.close()
         cpu_ms = {name: round(cpu * 1000 / accepted, 2) for name, cpu in cpu_between(before, after).items()}
         return {
             "post": posted,

@@ -256,6 +256,7 @@ class EventConsumer:
         return done
 
     async def _apply_all(self, events: list[ReceivedEvent]) -> None:
+        """The events' effects in one transaction, with their inbox records; each event seen before is skipped."""
         async with in_transaction(self.database) as connection:
             new = await first_deliveries(connection, self.name, [(event.id, event.type) for event in events])
             for event in events:
@@ -270,14 +271,12 @@ class EventConsumer:
         except UndecodableMessage as error:
             await self._dead_letter(record, None, str(error), attempts=0)
             return
-        handler = self.handlers.get(event.type)
-        if handler is None:
+        if event.type not in self.handlers:
             return  # another consumer's business
-        correlation_id.set(event.correlation_id)
         attempts = 0
         while True:
             try:
-                await self._apply(handler, event)
+                await self._apply_all([event])
                 return
             except Exception as error:
                 if _infrastructure_failure(error):
@@ -300,11 +299,6 @@ class EventConsumer:
                     await self._dead_letter(record, event, f"{type(error).__name__}: {error}", attempts)
                     return
                 await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
-
-    async def _apply(self, handler: Handler, event: ReceivedEvent) -> None:
-        async with in_transaction(self.database) as connection:
-            if await first_deliveries(connection, self.name, [(event.id, event.type)]):
-                await handler(event, connection)
 
     async def _dead_letter(
         self, record: ConsumerRecord, event: ReceivedEvent | None, error: str, attempts: int
