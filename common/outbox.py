@@ -2,7 +2,10 @@
 
     async with in_transaction("user_svc") as connection:
         user = await User.create(..., using_db=connection)
-        await write_event(connection, Event(...))
+        await write_events(connection, [Event(...)])
+
+A hot path that writes its state in one set-based statement adds its events to that same statement:
+`insert_events(first)` is the INSERT of the events passed as the arrays of `event_arrays(events)`.
 
 The row commits or rolls back with the state. A statement-level trigger sends `NOTIFY outbox` so that the
 relay wakes within milliseconds of the commit (a notification is delivered only if the transaction commits).
@@ -10,12 +13,12 @@ Write the event after the state change: the row lock of the changed aggregate th
 aggregate as their transactions commit.
 """
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from common.logs import correlation_id
@@ -90,19 +93,40 @@ class Event:
         return headers
 
 
-async def write_event(connection: BaseDBAsyncClient, event: Event) -> None:
-    """Add `event` to the outbox on `connection`, which must be the caller's open transaction."""
-    await connection.execute_query(
+def event_arrays(events: list[Event]) -> list[list]:
+    """The events as the eight parameter arrays that `insert_events` reads: one array per column."""
+    return [
+        [event.id for event in events],
+        [event.aggregate_type for event in events],
+        [event.aggregate_id for event in events],
+        [event.event_type for event in events],
+        [event.topic for event in events],
+        [encode_json(event.payload) for event in events],
+        [encode_json(event.headers()) for event in events],
+        [event.occurred_at for event in events],
+    ]
+
+
+def insert_events(first: int, when: str = "true") -> str:
+    """An INSERT of the events given by `event_arrays` as parameters $first to $first+7, if `when` holds (an SQL
+    condition: inside a data-modifying CTE, e.g. that the state change it reports happened)."""
+    p = [f"${first + i}" for i in range(8)]
+    return (
         "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, topic, payload, headers, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)",
-        [
-            event.id,
-            event.aggregate_type,
-            event.aggregate_id,
-            event.event_type,
-            event.topic,
-            json.dumps(event.payload, default=str),
-            json.dumps(event.headers()),
-            event.occurred_at,
-        ],
+        " SELECT e.id, e.aggregate_type, e.aggregate_id, e.event_type, e.topic, e.payload::jsonb, e.headers::jsonb,"
+        f" e.created_at FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[], {p[4]}::text[],"
+        f" {p[5]}::text[], {p[6]}::text[], {p[7]}::timestamptz[]) WITH ORDINALITY"
+        " AS e (id, aggregate_type, aggregate_id, event_type, topic, payload, headers, created_at, n)"
+        f" WHERE {when} ORDER BY e.n"  # positions follow the list: one aggregate's events stay in order
     )
+
+
+async def write_events(connection: BaseDBAsyncClient, events: list[Event]) -> None:
+    """Add `events` to the outbox on `connection`, which must be the caller's open transaction: one statement."""
+    if events:
+        await connection.execute_query(insert_events(1), event_arrays(events))
+
+
+def encode_json(value: Any) -> str:
+    """JSON text of a payload; values JSON has no type for (Decimal, datetime, UUID) as their str()."""
+    return orjson.dumps(value, default=str).decode()

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from common.errors import Conflict, Forbidden, NotFound
 from common.messages import ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REJECTED
-from common.outbox import Event, write_event
+from common.outbox import Event, write_events
 from common.tokens import Principal
 from common.topics import ORDER_EVENTS
 from order_svc.models import Order, OrderItem, OrderStatus, ProductPrice
@@ -103,7 +103,7 @@ async def place_order(principal: Principal, new: NewOrder) -> tuple[Order, list[
             for item in new.items
         ]
         await OrderItem.bulk_create(items, using_db=connection)
-        await write_event(connection, order_placed(order, items))
+        await write_events(connection, [order_placed(order, items)])
     return order, items
 
 
@@ -233,4 +233,4 @@ async def _set_status(
     await order.save(update_fields=["status", "status_reason", "updated_at"], using_db=connection)
     event = status_changed(order, causation_id)
     if event is not None:
-        await write_event(connection, event)
+        await write_events(connection, [event])

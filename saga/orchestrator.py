@@ -22,7 +22,7 @@ from tortoise.timezone import now
 
 from common.logs import correlation_id
 from common.messages import CONFIRM_STOCK, RELEASE_STOCK, RESERVE_STOCK, SAGA_EXPIRED, SAGA_REJECTED
-from common.outbox import Event, write_event
+from common.outbox import Event, write_events
 from common.topics import SAGA_EVENTS, STOCK_COMMANDS
 from saga.models import Saga, SagaState, SagaStep, StepName, StepState
 
@@ -173,7 +173,7 @@ class Orchestrator:
         if command == RESERVE_STOCK:
             payload["items"] = saga.items
         event = Event(STOCK_COMMANDS, command, "order", str(saga.order_id), payload, causation_id=cause)
-        await write_event(connection, event)
+        await write_events(connection, [event])
         step.attempts += 1
         step.command_id = event.id
         await step.save(using_db=connection, update_fields=["attempts", "command_id"])
@@ -206,4 +206,4 @@ async def _tell_orders(
     connection: BaseDBAsyncClient, saga: Saga, event_type: str, cause: str | None, **details: Any
 ) -> None:
     payload = {"order_id": str(saga.order_id), **{k: v for k, v in details.items() if v is not None}}
-    await write_event(connection, Event(SAGA_EVENTS, event_type, "order", str(saga.order_id), payload, cause))
+    await write_events(connection, [Event(SAGA_EVENTS, event_type, "order", str(saga.order_id), payload, cause)])

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from common.errors import Conflict, NotFound
 from common.messages import STOCK_LOW, STOCK_UPDATED
-from common.outbox import Event, write_event
+from common.outbox import Event, write_events
 from common.topics import STOCK_UPDATES
 from stock_svc.models import ChangeType, InventoryItem, StockHistory
 from stock_svc.schemas import Adjustment, ItemUpdate, NewItem, Page
@@ -61,7 +61,7 @@ async def record_change(
         using_db=connection,
     )
     for event in stock_events(item, causation_id):
-        await write_event(connection, event)
+        await write_events(connection, [event])
 
 
 async def apply_change(

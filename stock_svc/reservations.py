@@ -25,7 +25,7 @@ from common.messages import (
     STOCK_RELEASED,
     STOCK_RESERVED,
 )
-from common.outbox import Event, write_event
+from common.outbox import Event, write_events
 from common.topics import STOCK_REPLIES
 from stock_svc.inventory import DB, apply_change, lock_item, lock_items
 from stock_svc.models import ChangeType, HandledCommand, InventoryItem, Reservation, ReservationStatus
@@ -185,7 +185,7 @@ async def _answer_once(
         await HandledCommand.create(
             order_id=order_id, command=command, reply_type=reply.type, reply=reply.payload, using_db=connection
         )
-    await write_event(connection, Event(STOCK_REPLIES, reply.type, "order", order_id, reply.payload, causation_id))
+    await write_events(connection, [Event(STOCK_REPLIES, reply.type, "order", order_id, reply.payload, causation_id)])
     return reply
 
 

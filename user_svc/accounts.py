@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 
 from common.errors import Conflict, NotFound, Unauthorized
 from common.messages import USER_CREATED
-from common.outbox import Event, write_event
+from common.outbox import Event, write_events
 from common.topics import USER_EVENTS
 from user_svc.models import Address, Role, User
 from user_svc.passwords import hash_password, verify_password
@@ -51,7 +51,7 @@ async def register(registration: Registration, role: Role = Role.USER) -> User:
                 role=role,
                 using_db=connection,
             )
-            await write_event(connection, user_created(user))
+            await write_events(connection, [user_created(user)])
     except IntegrityError:
         raise Conflict("A user with this email already exists", field="email") from None
     return user

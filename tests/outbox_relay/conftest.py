@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from common.consumer import EventConsumer, ReceivedEvent
 from common.database import asyncpg_dsn, attach, ensure_database
 from common.inbox import INBOX_DDL
-from common.outbox import OUTBOX_DDL, Event, write_event
+from common.outbox import OUTBOX_DDL, Event, write_events
 from common.topics import ensure_topics
 from outbox_relay.relay import Relay
 from outbox_relay.settings import RelaySettings
@@ -126,11 +126,10 @@ def thing_happened(topic: str, aggregate_id: str, seq: int, **payload: object) -
     return Event(topic, "thing.happened", "thing", aggregate_id, {"seq": seq, **payload})
 
 
-async def write_events(events: list[Event]) -> None:
+async def commit_events(events: list[Event]) -> None:
     """One transaction for all `events` (the way a service writes its state change and events)."""
     async with in_transaction(DB) as connection:
-        for event in events:
-            await write_event(connection, event)
+        await write_events(connection, events)
 
 
 async def applied_count(ledger: asyncpg.Connection) -> int:

@@ -6,8 +6,8 @@ from common.topics import ensure_topics
 from stack.infra import ServerProcess, broker_command, free_port
 from tests.outbox_relay.conftest import (
     assert_exactly_once_in_order,
+    commit_events,
     thing_happened,
-    write_events,
 )
 from tests.support import running_relay, wait_until
 
@@ -29,11 +29,11 @@ async def test_relay_rides_out_a_broker_outage(ledger, ledger_url, servers_dir, 
 
 async def run_outage(ledger, relay, broker: ServerProcess, consumer, topic: str) -> None:
     try:
-        await write_events([thing_happened(topic, "a", seq) for seq in range(50)])
+        await commit_events([thing_happened(topic, "a", seq) for seq in range(50)])
         await wait_until(lambda: _applied(ledger, 50))
 
         broker.stop()
-        await write_events([thing_happened(topic, "a", seq) for seq in range(50, 100)])
+        await commit_events([thing_happened(topic, "a", seq) for seq in range(50, 100)])
         await asyncio.sleep(OUTAGE_SECONDS)
         assert await ledger.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 50
         assert await ledger.fetchval("SELECT count(*) FROM outbox_dead_letter") == 0

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from tests.outbox_relay.conftest import assert_exactly_once_in_order, thing_happened, write_events
+from tests.outbox_relay.conftest import assert_exactly_once_in_order, commit_events, thing_happened
 from tests.support import wait_until
 
 
@@ -13,7 +13,7 @@ async def test_two_relays_deliver_everything_once_in_order(ledger, topic, start_
 
     async def writer(aggregate: str) -> None:
         for seq in range(0, 100, 4):
-            await write_events([thing_happened(topic, aggregate, seq + i) for i in range(4)])
+            await commit_events([thing_happened(topic, aggregate, seq + i) for i in range(4)])
 
     await asyncio.gather(*(writer(f"agg-{n}") for n in range(30)))
     await wait_until(lambda: _applied_at_least(ledger, 3000), timeout=60)

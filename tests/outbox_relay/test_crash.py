@@ -8,7 +8,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from stack.infra import ServerProcess, free_port
-from tests.outbox_relay.conftest import assert_exactly_once_in_order, thing_happened, write_events
+from tests.outbox_relay.conftest import assert_exactly_once_in_order, commit_events, thing_happened
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ async def test_sigkill_after_publishing_before_marking(
 ):
     await start_consumer()
     doomed = relay_process(ledger_url, kafka_bootstrap, servers_dir, RELAY_FAULT_KILL_AFTER_PUBLISH="3").start()
-    await write_events([thing_happened(topic, f"agg-{n % 10}", n // 10) for n in range(500)])
+    await commit_events([thing_happened(topic, f"agg-{n % 10}", n // 10) for n in range(500)])
     await asyncio.to_thread(doomed.process.wait, 60)
     assert doomed.process.returncode == -9  # killed by the fault hook, mid-flight
     marked = await ledger.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")

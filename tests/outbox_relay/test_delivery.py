@@ -6,13 +6,13 @@ import random
 import pytest
 from tortoise.transactions import in_transaction
 
-from common.outbox import write_event
+from common.outbox import write_events
 from tests.outbox_relay.conftest import (
     DB,
     applied_count,
     assert_exactly_once_in_order,
+    commit_events,
     thing_happened,
-    write_events,
 )
 from tests.support import wait_until
 
@@ -30,7 +30,7 @@ async def test_ten_thousand_events_from_concurrent_transactions_arrive_in_order(
         while next_seq:
             aggregate = random.choice(list(next_seq))
             count = min(random.randint(1, 3), per_aggregate - next_seq[aggregate])
-            await write_events([thing_happened(topic, aggregate, next_seq[aggregate] + i) for i in range(count)])
+            await commit_events([thing_happened(topic, aggregate, next_seq[aggregate] + i) for i in range(count)])
             next_seq[aggregate] += count
             if next_seq[aggregate] == per_aggregate:
                 del next_seq[aggregate]
@@ -51,9 +51,9 @@ async def test_rolled_back_transaction_publishes_nothing(ledger, topic, start_re
     await start_consumer()
     with pytest.raises(RuntimeError):
         async with in_transaction(DB) as connection:
-            await write_event(connection, thing_happened(topic, "rolled-back", 0))
+            await write_events(connection, [thing_happened(topic, "rolled-back", 0)])
             raise RuntimeError("the state change failed")
-    await write_events([thing_happened(topic, "committed", 0)])
+    await commit_events([thing_happened(topic, "committed", 0)])
     await wait_until(lambda: _count_is(ledger, 1))
     await asyncio.sleep(0.5)  # room for a wrongly published event to arrive too
     assert [tuple(r) for r in await ledger.fetch("SELECT aggregate_id, seq FROM applied")] == [("committed", 0)]
@@ -63,13 +63,13 @@ async def test_redelivered_event_changes_nothing(ledger, topic, start_relay, sta
     """Replaying already-published events (as after a broker restart) leaves each effect applied once."""
     await start_relay()
     await start_consumer()
-    await write_events([thing_happened(topic, "a", seq) for seq in range(5)])
+    await commit_events([thing_happened(topic, "a", seq) for seq in range(5)])
     await wait_until(lambda: _count_is(ledger, 5))
     replayed = await ledger.execute("UPDATE outbox SET published_at = NULL")
     assert replayed == "UPDATE 5"
     await ledger.execute("NOTIFY outbox")
     await wait_until(lambda: _all_published(ledger))
-    await write_events([thing_happened(topic, "a", 5)])
+    await commit_events([thing_happened(topic, "a", 5)])
     await wait_until(lambda: _count_is(ledger, 6))
     await assert_exactly_once_in_order(ledger, {"a": 6})
 

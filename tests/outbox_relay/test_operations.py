@@ -9,7 +9,7 @@ from pathlib import Path
 
 from outbox_relay.app import create_relay_app
 from outbox_relay.postgres_outbox import PostgresOutbox
-from tests.outbox_relay.conftest import relay_settings, thing_happened, write_events
+from tests.outbox_relay.conftest import commit_events, relay_settings, thing_happened
 from tests.support import serving, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def test_metrics_readiness_and_dead_letters_over_http(ledger, ledger_url, kafka_bootstrap, topic):
     settings = relay_settings(ledger_url, kafka_bootstrap, relay_max_attempts=1)
     async with serving(create_relay_app(settings)) as client:
-        await write_events([thing_happened(topic, "a", 0), thing_happened(topic, "big", 0, blob="x" * 2_000_000)])
+        await commit_events([thing_happened(topic, "a", 0), thing_happened(topic, "big", 0, blob="x" * 2_000_000)])
         await wait_until(lambda: _published(ledger, 1))
         await wait_until(lambda: _dead(ledger, 1))
         await wait_until(lambda: _ready(client))

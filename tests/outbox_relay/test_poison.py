@@ -6,7 +6,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from outbox_relay.postgres_outbox import PostgresOutbox
-from tests.outbox_relay.conftest import thing_happened, write_events
+from tests.outbox_relay.conftest import commit_events, thing_happened
 from tests.support import wait_until
 
 TWO_MEGABYTES = "x" * (2 * 1024 * 1024)
@@ -17,8 +17,8 @@ async def test_unpublishable_event_is_dead_lettered_and_its_aggregate_moves_on(
 ):
     await start_relay(relay_max_attempts=3)
     await start_consumer()
-    await write_events([thing_happened(topic, "poisoned", 0, blob=TWO_MEGABYTES)])
-    await write_events([thing_happened(topic, "poisoned", 1), thing_happened(topic, "healthy", 0)])
+    await commit_events([thing_happened(topic, "poisoned", 0, blob=TWO_MEGABYTES)])
+    await commit_events([thing_happened(topic, "poisoned", 1), thing_happened(topic, "healthy", 0)])
 
     await wait_until(lambda: _applied(ledger, 2), timeout=60)
     rows = await ledger.fetch("SELECT aggregate_id, seq FROM applied ORDER BY applied_order")
@@ -53,7 +53,7 @@ async def test_failing_handler_dead_letters_the_event_and_the_partition_moves_on
 
     await start_relay()
     await start_consumer(handler=fails_on_thirteen, max_attempts=3)
-    await write_events([thing_happened(topic, "a", seq) for seq in range(20)])
+    await commit_events([thing_happened(topic, "a", seq) for seq in range(20)])
     await wait_until(lambda: _applied(ledger, 19), timeout=30)
     seqs = [row["seq"] for row in await ledger.fetch("SELECT seq FROM applied ORDER BY applied_order")]
     assert seqs == [seq for seq in range(20) if seq != 13]
