@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from common.database import asyncpg_dsn
+from common.database import PooledConnection, asyncpg_dsn
 from common.outbox import OUTBOX_CHANNEL
 from outbox_relay.records import Failure, OutboxRecord
 
@@ -43,7 +43,10 @@ WITH heads AS (
 )
 SELECT o.id::text, o.aggregate_type, o.aggregate_id, o.event_type, o.topic, o.payload::text AS payload,
        o.headers::text AS headers, o.created_at, o.attempts
-FROM outbox o JOIN heads USING (aggregate_type, aggregate_id)
+FROM outbox o JOIN heads USING (aggregate_type, aggregate_id),
+     -- Losing the "published" marks in a crash only publishes those rows again (consumers dedup), so this
+     -- transaction need not wait for its WAL flush: set here rather than by a statement of its own.
+     (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit
 WHERE o.published_at IS NULL
 ORDER BY o.position
 LIMIT $2
@@ -68,7 +71,9 @@ class PostgresOutbox:
     async def open(self) -> None:
         """Connect (idempotent). Fails while the service has not created its database yet: the caller retries."""
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._pool_size)
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=self._pool_size, connection_class=PooledConnection
+            )
         if self._listener is None or self._listener.is_closed():
             await self._listen()
 
@@ -102,9 +107,6 @@ class PostgresOutbox:
         """Lock the next rows (at most `limit`, of at most `aggregates` aggregates) until the block ends."""
         assert self._pool is not None
         async with self._pool.acquire() as connection, connection.transaction():
-            # Losing the "published" marks in a crash only publishes those rows again (consumers dedup), so
-            # this transaction need not wait for its WAL flush.
-            await connection.execute("SET LOCAL synchronous_commit = off")
             rows = await connection.fetch(_CLAIM, aggregates, limit)
             yield PostgresBatch(connection, [_record(row) for row in rows])
 
