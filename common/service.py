@@ -12,6 +12,7 @@ from sanic_ext import Extend
 from common.consumer import EventConsumer
 from common.errors import install_error_handlers
 from common.logs import configure_logging, correlation_id
+from common.metrics import register_metrics
 from common.settings import ServiceSettings
 from common.tokens import JwksKeys, TokenVerifier
 
@@ -22,7 +23,7 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 def create_app(name: str, title: str, settings: ServiceSettings, token_verifier: TokenVerifier | None = None) -> Sanic:
     """A service app: JSON errors, `X-Request-ID` on every response, `/health`, `/ready` (the broker, and what
-    the service adds to `app.ctx.readiness_checks`) and OpenAPI docs.
+    the service adds to `app.ctx.readiness_checks`), Prometheus metrics at `/metrics` and OpenAPI docs.
 
     Bearer tokens are verified with user_svc's published keys (JWKS_URL, fetched on first use) unless a verifier
     is given. The docs are served at `/api/v1/docs/<name>` so that the gateway reaches them like any other path.
@@ -46,6 +47,7 @@ def create_app(name: str, title: str, settings: ServiceSettings, token_verifier:
     app.ctx.token_verifier = token_verifier or TokenVerifier(JwksKeys(settings.jwks_url))
     app.ctx.readiness_checks = {"broker": lambda: broker_reachable(settings.kafka_bootstrap_servers)}
     install_error_handlers(app)
+    register_metrics(app)
 
     @app.on_request
     async def bind_correlation_id(request: Request) -> None:

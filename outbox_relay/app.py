@@ -2,9 +2,8 @@
 
 import asyncio
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, json, raw
+from sanic.response import HTTPResponse, json
 
 from common.errors import NotFound
 from common.service import create_app
@@ -27,7 +26,8 @@ def build_outboxes(settings: RelaySettings) -> list:
 
 def create_relay_app(settings: RelaySettings) -> Sanic:
     app = create_app(NAME, "Outbox relay", settings)
-    relay = Relay(build_outboxes(settings), Publisher(settings.kafka_bootstrap_servers), settings)
+    publisher = Publisher(settings.kafka_bootstrap_servers)
+    relay = Relay(build_outboxes(settings), publisher, settings, app.ctx.metrics.registry)
     app.ctx.relay = relay
 
     async def outboxes_reachable() -> bool:
@@ -53,10 +53,6 @@ def create_relay_app(settings: RelaySettings) -> Sanic:
         await relay.publisher.stop()
         for outbox in relay.outboxes:
             await outbox.close()
-
-    @app.get("/metrics")
-    async def metrics(request: Request) -> HTTPResponse:
-        return raw(generate_latest(relay.metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
     @app.get("/dead-letters")
     async def dead_letters(request: Request) -> HTTPResponse:

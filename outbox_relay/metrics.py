@@ -1,11 +1,11 @@
-"""Prometheus metrics of one relay (own registry, so that several relays can live in one test process)."""
+"""Prometheus metrics of one relay, in its app's registry (common/metrics.py) or one of their own."""
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class RelayMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
         self.pending = Gauge("outbox_pending_rows", "Unpublished rows per outbox", ["outbox"], registry=self.registry)
         self.oldest_pending_age = Gauge(
             "outbox_oldest_pending_seconds", "Age of the oldest unpublished row", ["outbox"], registry=self.registry

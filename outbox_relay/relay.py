@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
+from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
@@ -47,11 +48,17 @@ _BACKOFF = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)  # 50 
 
 
 class Relay:
-    def __init__(self, outboxes: list[OutboxSource], publisher: Publisher, settings: RelaySettings) -> None:
+    def __init__(
+        self,
+        outboxes: list[OutboxSource],
+        publisher: Publisher,
+        settings: RelaySettings,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.outboxes = outboxes
         self.publisher = publisher
         self.settings = settings
-        self.metrics = RelayMetrics()
+        self.metrics = RelayMetrics(registry)
         self._publications = 0
 
     async def run(self) -> None:
