@@ -121,3 +121,12 @@ async def running_relay(database_urls: list[str], kafka_bootstrap: str, **settin
         await relay.publisher.stop()
         for outbox in relay.outboxes:
             await outbox.close()
+
+
+async def assert_refuses_bodies_over_the_limit(client: httpx.AsyncClient, path: str, limit: int = 1024 * 1024) -> None:
+    """A POST of `limit` + 1 bytes to `path` is a JSON 413 (MAX_BODY_BYTES), before authentication or validation;
+    the metrics endpoint still answers (the refusal left the service serving)."""
+    response = await client.post(path, content=b"x" * (limit + 1), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+    assert (await client.get("/metrics")).status_code == 200

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from common.settings import ServiceSettings
 from common.topics import ALL_TOPICS, ensure_topics
 from stack.gateway import CONSOLE_DIR, CONSOLE_PATHS
 from stack.services import CATALOG_MONGO_DATABASE, DATABASES, KAFKA, MONGO, OUTBOX_DATABASES, OUTBOX_MONGO, SERVICES
@@ -504,6 +505,18 @@ def test_nginx_answers_other_paths_with_json_404(nginx: Directive, nginx_server:
         assert location.one("return").args[0] == "404", path
         json.loads(location.one("return").args[1])
         assert location.one("default_type").args == ["application/json"]
+
+
+def test_nginx_refuses_a_body_over_the_services_limit_with_json_413(nginx: Directive, nginx_server: Directive) -> None:
+    limit = ServiceSettings(_env_file=None).max_body_bytes
+    (size,) = nginx.one("http").one("client_max_body_size").args
+    assert int(size.removesuffix("m")) * 1024 * 1024 == limit
+    (error_page,) = [d for d in nginx_server.all("error_page") if d.args[:-1] == ["413"]]
+    (named,) = [d for d in nginx_server.all("location") if d.args == [error_page.args[-1]]]
+    assert named.one("return").args[0] == "413"
+    body = json.loads(named.one("return").args[1])
+    assert body["error"] == "payload_too_large" and str(limit) in body["message"]
+    assert named.one("default_type").args == ["application/json"]
 
 
 def console_mount(services: dict[str, dict[str, Any]]) -> dict[str, Any]:

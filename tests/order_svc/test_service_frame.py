@@ -1,6 +1,7 @@
 """What every service shares (health, readiness, OpenAPI docs), and the collection's optional trailing slash."""
 
 from tests.order_svc.conftest import ORDERS, place
+from tests.support import assert_refuses_bodies_over_the_limit
 
 
 async def test_health_and_ready(client):
@@ -20,3 +21,7 @@ async def test_a_trailing_slash_is_optional_on_the_collection(client, customer):
     await place(client, customer)
     assert len((await client.get(ORDERS, headers=customer)).json()) == 1
     assert len((await client.get(f"{ORDERS}/", headers=customer)).json()) == 1
+
+
+async def test_a_body_over_the_limit_is_a_json_413(client):
+    await assert_refuses_bodies_over_the_limit(client, "/api/v1/orders/")

@@ -2,6 +2,7 @@
 product ids."""
 
 from tests.stock_svc.conftest import create_item
+from tests.support import assert_refuses_bodies_over_the_limit
 
 
 async def test_health_and_ready(client):
@@ -43,3 +44,7 @@ async def test_a_trailing_slash_is_optional_on_the_collection(client, admin, use
     await create_item(client, admin, "product-1", 1)
     assert len((await client.get("/api/v1/inventory", headers=user)).json()) == 1
     assert len((await client.get("/api/v1/inventory/", headers=user)).json()) == 1
+
+
+async def test_a_body_over_the_limit_is_a_json_413(client):
+    await assert_refuses_bodies_over_the_limit(client, "/api/v1/inventory/")

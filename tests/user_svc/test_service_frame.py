@@ -1,6 +1,7 @@
 """What every service shares: health, readiness, JWKS, the error format, request ids."""
 
 from common.tokens import JwksKeys, TokenVerifier
+from tests.support import assert_refuses_bodies_over_the_limit
 from tests.user_svc.conftest import SEED_CUSTOMER, login, register
 
 
@@ -37,3 +38,7 @@ async def test_openapi_document_lists_the_user_endpoints(client):
     document = (await client.get("/api/v1/docs/user_svc/openapi.json")).json()
     assert document["info"]["title"] == "User service"
     assert {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/users/me"} <= set(document["paths"])
+
+
+async def test_a_body_over_the_limit_is_a_json_413(client):
+    await assert_refuses_bodies_over_the_limit(client, "/api/v1/auth/register")
