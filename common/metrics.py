@@ -20,8 +20,8 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 class ServiceMetrics:
     """HTTP and consumer metrics; a service adds its own to `registry`."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
         self.http_requests = Counter(
             "http_requests_total", "HTTP requests answered", ["route", "method", "status"], registry=self.registry
         )

@@ -5,7 +5,8 @@ run as `docker-compose config`: interpolation, the Compose Specification's schem
 volumes), with and without `.env.example`; `compose-spec`, an independent strict parser of the Specification,
 accepts the result; and the file agrees with the code: each process's settings, the databases, the broker's
 listener, the topics, the signing key, the nginx routes (its config parsed and its location matching simulated),
-the saga console's static files and the Dockerfile's basics.
+the saga console's static files, Prometheus's scrape jobs and Grafana's dashboard (every metric it queries is one
+the code exports), and the Dockerfile's basics.
 
 Not validated here: that the images pull and build, that the containers start and become healthy, or anything
 that only a running Docker engine and the real AutoMQ, MongoDB, PostgreSQL and nginx images would show.
@@ -25,9 +26,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry
 
+from common.metrics import ServiceMetrics
 from common.settings import ServiceSettings
 from common.topics import ALL_TOPICS, ensure_topics
+from outbox_relay.metrics import RelayMetrics
+from saga.metrics import SagaMetrics
 from stack.gateway import CONSOLE_DIR, CONSOLE_PATHS
 from stack.services import CATALOG_MONGO_DATABASE, DATABASES, KAFKA, MONGO, OUTBOX_DATABASES, OUTBOX_MONGO, SERVICES
 from tests.service_settings import load_settings, settings_class, variable
@@ -609,6 +615,69 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return [
         (line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines if line and not line.startswith("#")
     ]
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+
+PROMETHEUS_CONFIG = ROOT / "docker" / "prometheus" / "prometheus.yml"
+DASHBOARD = ROOT / "docker" / "grafana" / "dashboards" / "outbox-shop.json"
+# What PromQL expressions say besides metric names.
+PROMQL_WORDS = {"sum", "max", "min", "avg", "by", "without", "rate", "increase", "histogram_quantile"}
+
+
+def exported_metrics() -> set[str]:
+    """The sample names the code exports: every service's (HTTP, consumers), the relay's and the saga's."""
+    registry = CollectorRegistry()
+    ServiceMetrics(registry)
+    RelayMetrics(registry)
+    SagaMetrics(registry)
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    return {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
+
+
+def queried_metrics(expression: str) -> set[str]:
+    """The metric names in a PromQL expression: label matchers, ranges and `by (...)` lists taken out first."""
+    bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(by|without)\s*\([^)]*\)", " ", expression)
+    names = set(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()", bare))
+    return {name for name in names if name not in PROMQL_WORDS and not re.fullmatch(r"[0-9.]+", name)}
+
+
+def test_prometheus_scrapes_every_app_process(services: dict[str, dict[str, Any]]) -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(app_services(services).values())
+    for name, package in app_services(services).items():
+        (lookup,) = jobs[package]["dns_sd_configs"]  # every instance of a scaled service
+        assert lookup["names"] == [name] and lookup["type"] == "A"
+        assert lookup["port"] == int(env_of(services, name)["PORT"])
+        assert jobs[package].get("metrics_path", "/metrics") == "/metrics"
+    (mount,) = [v for v in services["prometheus"]["volumes"] if v["target"] == "/etc/prometheus/prometheus.yml"]
+    assert Path(mount["source"]) == PROMETHEUS_CONFIG
+
+
+def test_every_metric_the_dashboard_queries_is_exported() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert expressions
+    exported = exported_metrics()
+    for expression in expressions:
+        queried = queried_metrics(expression)
+        assert queried, expression
+        assert queried <= exported, f"{expression}: {queried - exported} is not exported"
+
+
+def test_grafana_reads_prometheus_and_the_dashboard(services: dict[str, dict[str, Any]]) -> None:
+    provisioning = ROOT / "docker" / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    url = urlsplit(source["url"])
+    assert url.hostname == "prometheus" and url.port == 9090
+    assert any(port["target"] == 9090 for port in services["prometheus"]["ports"])
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())["providers"]
+    mounts = {v["target"]: Path(v["source"]) for v in services["grafana"]["volumes"]}
+    assert mounts[provider["options"]["path"]] == DASHBOARD.parent
+    assert mounts["/etc/grafana/provisioning"] == provisioning
+    uids = {panel["datasource"]["uid"] for panel in json.loads(DASHBOARD.read_text())["panels"]}
+    assert uids == {source["uid"]}
 
 
 def test_dockerfile_basics() -> None:
