@@ -53,7 +53,7 @@ def _path_matcher(prefix: str) -> dict[str, Any]:
 
 
 def _proxy(upstreams: Sequence[str], timeout: float, max_body_bytes: int) -> dict[str, Any]:
-    return {
+    proxy = {
         "handler": "reverse_proxy",
         # Read the whole body before proxying, so that one over the limit is a 413 here, not a cut-off upstream.
         "request_buffers": max_body_bytes + 1,
@@ -64,6 +64,22 @@ def _proxy(upstreams: Sequence[str], timeout: float, max_body_bytes: int) -> dic
             # No answer within GATEWAY_TIMEOUT: Caddy answers 504 (a timeout), any other failure 502.
             "response_header_timeout": f"{timeout}s",
             "keep_alive": {"max_idle_conns_per_host": 64},
+        },
+    }
+    if len(upstreams) > 1:
+        proxy.update(_balancing())
+    return proxy
+
+
+def _balancing() -> dict[str, Any]:
+    """Several instances (STACK_SCALE): the next one in turn that is up. An instance whose /health fails is left
+    out until it answers again; a request that cannot reach one (a killed process: connection refused, nothing was
+    sent) tries the next for up to a second."""
+    return {
+        "load_balancing": {"selection_policy": {"policy": "round_robin"}, "try_duration": "1s", "try_interval": "50ms"},
+        "health_checks": {
+            "active": {"uri": "/health", "interval": "2s", "timeout": "1s"},
+            "passive": {"fail_duration": "5s", "max_fails": 1},
         },
     }
 

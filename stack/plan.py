@@ -19,7 +19,7 @@ from stack.services import (
     Service,
     present_services,
 )
-from stack.settings import StackSettings
+from stack.settings import StackSettings, parse_scale
 
 
 @dataclass
@@ -55,6 +55,9 @@ def plan(settings: StackSettings, data_dir: Path) -> Stack:
     services = present_services(settings.selected_services())
     if not services:
         raise RuntimeError("no service to run: no selected service package has a __main__.py yet")
+    unknown = set(parse_scale(settings.stack_scale)[1]) - {service.package for service in services}
+    if unknown:
+        raise RuntimeError(f"STACK_SCALE names processes that do not run: {', '.join(sorted(unknown))}")
     needed = {variable for service in services for variable in service.needs}
     embedded = (
         any(v in needed and not settings.external(v) for v in DATABASES)
@@ -141,13 +144,17 @@ def _services(
     parts: list[Part] = []
     routes: dict[str, list[str]] = {}
     for service in services:
-        port = infra.free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**common_env, "PORT": str(port), **{v: values[v] for v in service.needs if v in values}}
-        command = [sys.executable, "-m", service.package]
-        parts.append(Part(service.package, service.package, url, command, env, probe_url=f"{url}/ready"))
-        for prefix in service.routes:
-            routes.setdefault(prefix, []).append(url)
+        count = settings.instances(service.package)
+        for instance in range(1, count + 1):
+            # One instance keeps the package's name; several are `saga.1`, `saga.2` (processes and log files).
+            name = service.package if count == 1 else f"{service.package}.{instance}"
+            port = infra.free_port()
+            url = f"http://127.0.0.1:{port}"
+            env = {**common_env, "PORT": str(port), **{v: values[v] for v in service.needs if v in values}}
+            command = [sys.executable, "-m", service.package]
+            parts.append(Part(name, name, url, command, env, probe_url=f"{url}/ready"))
+            for prefix in service.routes:
+                routes.setdefault(prefix, []).append(url)
     return parts, routes
 
 

@@ -6,7 +6,7 @@ services present set -> no embedded PostgreSQL; KAFKA_BOOTSTRAP_SERVERS -> no ta
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,8 @@ class StackSettings(BaseSettings):
     stack_ready_timeout: float = Field(60.0, gt=0)  # seconds before the launcher reports what is not ready
     # Comma-separated packages to start (e.g. `user_svc`); empty: every service whose package exists.
     stack_services: str = ""
+    # Instances per process: `2` (every service and the relay), `saga=3,stock_svc=2`, or both (`2,saga=3`).
+    stack_scale: str = ""
 
     # External parts; unset -> the embedded server is started and its URL given to the services.
     user_database_url: str | None = None
@@ -41,6 +43,31 @@ class StackSettings(BaseSettings):
         names = {name.strip() for name in self.stack_services.split(",") if name.strip()}
         return names or None
 
+    @field_validator("stack_scale")
+    @classmethod
+    def _scale_is_counts(cls, value: str) -> str:
+        parse_scale(value)
+        return value
+
+    def instances(self, package: str) -> int:
+        """How many instances of `package` to run (STACK_SCALE)."""
+        default, counts = parse_scale(self.stack_scale)
+        return counts.get(package, default)
+
     def external(self, variable: str) -> str | None:
         """The value of an external-part variable (e.g. `USER_DATABASE_URL`), None when unset or empty."""
         return getattr(self, variable.lower()) or None
+
+
+def parse_scale(text: str) -> tuple[int, dict[str, int]]:
+    """STACK_SCALE as (instances of every process, instances by package): "2,saga=3" -> (2, {"saga": 3})."""
+    default, counts = 1, {}
+    for item in filter(None, (item.strip() for item in text.split(","))):
+        name, named, count = (part.strip() for part in item.rpartition("="))
+        if not count.isdigit() or int(count) < 1 or (named and not name):
+            raise ValueError(f"STACK_SCALE: {item!r} is not a count (>= 1) or package=count")
+        if named:
+            counts[name] = int(count)
+        else:
+            default = int(count)
+    return default, counts

@@ -23,10 +23,11 @@ def _port(part: Part) -> int:
 
 
 class Cluster:
-    def __init__(self, service_env: dict[str, str] | None = None) -> None:
+    def __init__(self, service_env: dict[str, str] | None = None, scale: str = "") -> None:
+        """`scale` as STACK_SCALE: e.g. "2" runs two of every process, named `saga.1`, `saga.2`, ..."""
         # Private (mode 0700): as root, PostgreSQL's cluster then lives in a directory of nobody's (stack/infra.py).
         self.directory = Path(tempfile.mkdtemp(prefix="shop-cluster-"))
-        settings = StackSettings(_env_file=None, data_dir=self.directory, gateway_port=free_port())
+        settings = StackSettings(_env_file=None, data_dir=self.directory, gateway_port=free_port(), stack_scale=scale)
         self.stack = plan(settings, self.directory)
         self.parts = {part.name: part for part in self.stack.parts}
         self.postgres_data = postgres_cluster_of(self.parts["postgres"].command)
