@@ -10,6 +10,7 @@ from common.auth import authenticated, require_role
 from common.errors import Conflict, NotFound
 from common.validation import Schema, query_args
 from saga.models import Saga, SagaState, SagaStep
+from saga.moves import lock_saga
 from saga.views import saga_view
 
 sagas = Blueprint("sagas", url_prefix="/api/v1/sagas")
@@ -59,11 +60,12 @@ async def inspect(request: Request, order_id: str) -> HTTPResponse:
 async def retry(request: Request, order_id: str) -> HTTPResponse:
     """Start a FAILED saga's failed step over."""
     async with in_transaction("saga") as connection:
-        saga = await Saga.filter(order_id=_order_id(order_id)).using_db(connection).select_for_update().first()
-        if saga is None:
+        move = await lock_saga(connection, _order_id(order_id))
+        if move is None:
             raise NotFound(f"No saga for order {order_id}")
+        saga = move.saga
         if saga.state != SagaState.FAILED:
             raise Conflict(f"Only a FAILED saga can be retried; this one is {saga.state.value}", state=saga.state)
-        await request.app.ctx.orchestrator.retry(connection, saga)
+        await request.app.ctx.orchestrator.retry(connection, move)
     steps = await SagaStep.filter(saga_id=saga.order_id).order_by("id")
     return json(saga_view(saga, steps))

@@ -7,7 +7,7 @@ import logging
 from sanic import Sanic
 from tortoise.transactions import in_transaction
 
-from saga.models import Saga
+from saga.moves import lock_due_sagas
 from saga.orchestrator import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -18,13 +18,9 @@ DB = "saga"
 async def handle_due_sagas(orchestrator: Orchestrator, batch: int = 50) -> int:
     """Move every saga whose deadline passed; returns how many were due."""
     async with in_transaction(DB) as connection:
-        due = await connection.execute_query_dict(
-            "SELECT order_id FROM sagas WHERE due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-            [batch],
-        )
-        for row in due:
-            saga = await Saga.get(order_id=row["order_id"]).using_db(connection)
-            await orchestrator.deadline_passed(connection, saga)
+        due = await lock_due_sagas(connection, batch)
+        for move in due:
+            await orchestrator.deadline_passed(connection, move)
     return len(due)
 
 

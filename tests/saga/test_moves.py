@@ -1,0 +1,173 @@
+"""A saga's move reads once and writes once (saga/moves.py), and writes only what it changed; concurrent moves
+of one saga still see each other's steps."""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from saga.models import Saga, SagaState, SagaStep
+from saga.moves import lock_due_sagas
+from tests.saga.conftest import ITEMS, commands, orchestrator, place, run, saga_of
+
+
+class Recorded:
+    """A transaction's connection that keeps the statements run on it."""
+
+    def __init__(self, connection: BaseDBAsyncClient) -> None:
+        self.connection, self.statements = connection, []
+
+    async def execute_query(self, sql: str, values: list | None = None) -> Any:
+        self.statements.append(sql)
+        return await self.connection.execute_query(sql, values)
+
+    async def execute_query_dict(self, sql: str, values: list | None = None) -> list[dict]:
+        self.statements.append(sql)
+        return await self.connection.execute_query_dict(sql, values)
+
+
+async def statements_of(method, *arguments: Any) -> list[str]:
+    """The statements of one orchestrator call, in its own transaction as a consumer runs it."""
+    async with in_transaction("saga") as connection:
+        recorded = Recorded(connection)
+        await method(recorded, *arguments, str(uuid.uuid4()))
+    return recorded.statements
+
+
+async def steps_of(order_id: str) -> list[tuple[str, str, int]]:
+    steps = await SagaStep.filter(saga_id=order_id).order_by("id")
+    return [(step.name.value, step.state.value, step.attempts) for step in steps]
+
+
+def placed(order_id: str) -> dict:
+    return {"order_id": order_id, "user_id": "7", "items": ITEMS, "total_price": 919.99}
+
+
+@contextlib.asynccontextmanager
+async def held_open(method, *arguments: Any) -> AsyncIterator[None]:
+    """An orchestrator call whose transaction stays open (its locks held) until the block ends, then commits."""
+    done, finish = asyncio.Event(), asyncio.Event()
+
+    async def move() -> None:
+        async with in_transaction("saga") as connection:
+            await method(connection, *arguments, str(uuid.uuid4()))
+            done.set()
+            await finish.wait()
+
+    task, started = asyncio.create_task(move()), asyncio.create_task(done.wait())
+    await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    started.cancel()
+    if task.done():
+        await task  # the call failed: its error
+    try:
+        yield
+    finally:
+        finish.set()
+        await task
+
+
+async def waits_for_a_lock() -> None:
+    for _ in range(500):
+        rows = await connections.get("saga").execute_query_dict(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        if rows[0]["n"]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no transaction waits for a lock")
+
+
+async def test_a_new_saga_is_one_statement(client):
+    saga, order_id, cause = orchestrator(), str(uuid.uuid4()), str(uuid.uuid4())
+    async with in_transaction("saga") as connection:
+        recorded = Recorded(connection)
+        await saga.order_placed(recorded, placed(order_id), cause)
+    assert len(recorded.statements) == 1
+    created = await saga_of(order_id)
+    assert (created.state, created.user_id, created.paid) == (SagaState.RESERVING, 7, False)
+    assert created.created_at == created.updated_at and created.due_at > created.created_at
+    assert await steps_of(order_id) == [("reserve", "running", 1)]
+    (step,) = await SagaStep.filter(saga_id=order_id)
+    (command,) = await connections.get("saga").execute_query_dict(
+        "SELECT id, headers->>'causation_id' AS cause FROM outbox WHERE aggregate_id = $1", [order_id]
+    )
+    assert (command["id"], command["cause"]) == (step.command_id, cause)
+    assert step.started_at == created.created_at
+
+
+async def test_the_same_order_placed_twice_gives_one_saga_one_step_one_command(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    first = await saga_of(order_id)
+    assert len(await statements_of(saga.order_placed, placed(order_id))) == 1  # another event id: writes nothing
+    assert (await saga_of(order_id)).updated_at == first.updated_at
+    assert await steps_of(order_id) == [("reserve", "running", 1)]
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve"]
+
+
+async def test_the_same_order_placed_twice_at_once_gives_one_saga(client):
+    saga, order_id = orchestrator(), str(uuid.uuid4())
+    async with held_open(saga.order_placed, placed(order_id)):
+        second = asyncio.create_task(run(saga.order_placed, placed(order_id)))
+        await waits_for_a_lock()  # the second insert waits for the first one's transaction
+    await second
+    assert await Saga.filter(order_id=order_id).count() == 1
+    assert await steps_of(order_id) == [("reserve", "running", 1)]
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve"]
+
+
+async def test_a_move_reads_once_and_writes_once(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    lock, write = await statements_of(saga.stock_reserved, order_id)
+    assert "FOR UPDATE OF sagas" in lock and write.startswith("WITH saga AS (UPDATE sagas")
+    assert await steps_of(order_id) == [("reserve", "succeeded", 1), ("await_payment", "running", 0)]
+    assert len(await statements_of(saga.stock_reserved, order_id)) == 1  # a duplicate reply: read, nothing written
+
+
+async def test_payment_during_the_reservation_writes_only_paid(client):
+    saga = orchestrator()
+    order_id = await place(saga)
+    before = await saga_of(order_id)
+    _, write = await statements_of(saga.order_paid, order_id)
+    assert "UPDATE sagas SET paid = $2, updated_at = $3 WHERE" in write
+    assert "saga_steps" not in write and "outbox" not in write
+    after = await saga_of(order_id)
+    assert (after.paid, after.state, after.due_at) == (True, SagaState.RESERVING, before.due_at)
+    assert after.updated_at > before.updated_at
+
+
+async def test_the_timer_reads_its_due_sagas_once_and_writes_each_once(client):
+    saga = orchestrator(step_timeout=0.01)
+    order_ids = [await place(saga), await place(saga)]
+    await asyncio.sleep(0.05)
+    async with in_transaction("saga") as connection:
+        recorded = Recorded(connection)
+        for move in await lock_due_sagas(recorded, 50):
+            await saga.deadline_passed(recorded, move)
+    assert len(recorded.statements) == 3
+    for order_id in order_ids:
+        assert await steps_of(order_id) == [("reserve", "running", 2)]
+        assert [event for event, _ in await commands(order_id)] == ["stock.reserve"] * 2
+
+
+async def test_a_move_that_waited_for_the_lock_sees_the_step_the_move_before_it_left(client):
+    # The cancel's read starts while the reservation's move holds the lock; it returns after that move committed,
+    # and must abandon the step that move started, not the one it finished.
+    saga = orchestrator()
+    order_id = await place(saga)
+    async with held_open(saga.stock_reserved, order_id):
+        cancelling = asyncio.create_task(run(saga.order_cancelled, order_id))
+        await waits_for_a_lock()
+    await cancelling
+    assert (await saga_of(order_id)).state == SagaState.RELEASING
+    assert await steps_of(order_id) == [
+        ("reserve", "succeeded", 1),
+        ("await_payment", "abandoned", 0),
+        ("release", "running", 1),
+    ]
