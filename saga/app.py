@@ -1,9 +1,12 @@
+import asyncio
+
 from sanic import Sanic
 
 from common.database import register_database
 from common.service import create_app, register_consumers
 from common.tokens import TokenVerifier
 from saga.handlers import consumers
+from saga.metrics import SagaMetrics, keep_counting_sagas
 from saga.orchestrator import Orchestrator, Timing
 from saga.routes import sagas
 from saga.settings import SagaSettings
@@ -16,7 +19,9 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     """The orchestrator: its consumers and deadline timer run beside the inspection API (CONSUME_EVENTS=false
     leaves them out, for tests that drive the orchestrator directly)."""
     app = create_app(NAME, "Order saga", settings, token_verifier)
-    orchestrator = Orchestrator(Timing(settings.payment_timeout, settings.step_timeout, settings.step_max_attempts))
+    metrics = SagaMetrics(app.ctx.metrics.registry)
+    timing = Timing(settings.payment_timeout, settings.step_timeout, settings.step_max_attempts)
+    orchestrator = Orchestrator(timing, metrics)
     app.ctx.orchestrator = orchestrator
     register_database(app, settings.database_url, NAME)
     app.blueprint(sagas)
@@ -24,5 +29,14 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     if settings.consume_events:
         register_consumers(app, lambda: consumers(settings, orchestrator))
         register_deadline_timer(app, orchestrator, settings.saga_timer_interval)
+
+    @app.after_server_start
+    async def count_sagas(app: Sanic) -> None:
+        app.ctx.saga_counter = asyncio.create_task(keep_counting_sagas(metrics, NAME), name="saga counter")
+
+    @app.before_server_stop
+    async def stop_counting(app: Sanic) -> None:
+        app.ctx.saga_counter.cancel()
+        await asyncio.gather(app.ctx.saga_counter, return_exceptions=True)
 
     return app

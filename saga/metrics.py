@@ -1,8 +1,15 @@
 """The saga's Prometheus metrics, in its app's registry (common/metrics.py)."""
 
+import asyncio
+import logging
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from tortoise import connections
 
 from common.metrics import DURATION_BUCKETS
+from saga.models import SagaState
+
+log = logging.getLogger(__name__)
 
 # A step lasts from its command (or the reservation's success, for the payment) to its end: milliseconds for stock,
 # up to PAYMENT_TIMEOUT (15 minutes by default) for a payment.
@@ -32,3 +39,20 @@ class SagaMetrics:
         self.failed = Counter(
             "saga_failed_total", "Sagas that became FAILED (no reply after every attempt)", registry=registry
         )
+
+
+async def keep_counting_sagas(metrics: SagaMetrics, database: str, interval: float = 10.0) -> None:
+    """Refresh `saga_sagas` every `interval` s: one grouped count, whichever instance asks (each reports the
+    whole table; a dashboard takes max, not sum, across instances)."""
+    while True:
+        try:
+            rows = await connections.get(database).execute_query_dict(
+                "SELECT state, count(*) AS sagas FROM sagas GROUP BY state"
+            )
+        except Exception as error:  # the database restarting: the next round counts again
+            log.warning("counting sagas failed: %r", error)
+        else:
+            counts = {row["state"]: row["sagas"] for row in rows}
+            for state in SagaState:
+                metrics.sagas.labels(state.value).set(counts.get(state.value, 0))
+        await asyncio.sleep(interval)

@@ -26,6 +26,7 @@ from common.logs import correlation_id
 from common.messages import CONFIRM_STOCK, RELEASE_STOCK, RESERVE_STOCK, SAGA_EXPIRED, SAGA_REJECTED
 from common.outbox import Event
 from common.topics import SAGA_EVENTS, STOCK_COMMANDS
+from saga.metrics import SagaMetrics
 from saga.models import Saga, SagaState, StepName, StepState
 from saga.moves import Move, lock_saga, save_move
 
@@ -44,8 +45,9 @@ class Timing:
 
 
 class Orchestrator:
-    def __init__(self, timing: Timing) -> None:
+    def __init__(self, timing: Timing, metrics: SagaMetrics | None = None) -> None:
         self.timing = timing
+        self.metrics = metrics or SagaMetrics()
 
     # --- what the orders say -------------------------------------------------------------------------------------
 
@@ -64,7 +66,7 @@ class Orchestrator:
         )
         move = Move(saga, new=True, at=at)
         self._enter(move, SagaState.RESERVING, cause)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     async def order_paid(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
         move = await lock_saga(connection, order_id)
@@ -75,7 +77,7 @@ class Orchestrator:
             self._enter(move, SagaState.CONFIRMING, cause)
         elif move.saga.state == SagaState.RESERVING:
             move.saga.paid = True  # confirmed as soon as the reservation succeeds
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     async def order_cancelled(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
         move = await lock_saga(connection, order_id)
@@ -83,7 +85,7 @@ class Orchestrator:
             return
         move.finish_step(StepState.ABANDONED, "the order was cancelled")
         self._release(move, SagaState.CANCELLED, "the order was cancelled", cause)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     # --- what stock says -----------------------------------------------------------------------------------------
 
@@ -93,7 +95,7 @@ class Orchestrator:
             return  # a duplicate reply, or the saga moved on (a cancel is releasing whatever was reserved)
         move.finish_step(StepState.SUCCEEDED)
         self._enter(move, SagaState.CONFIRMING if move.saga.paid else SagaState.AWAITING_PAYMENT, cause)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     async def stock_rejected(self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: str) -> None:
         move = await lock_saga(connection, payload["order_id"])
@@ -103,7 +105,7 @@ class Orchestrator:
         move.finish_step(StepState.FAILED, reason)
         # Stock reserves all items or none; releasing anyway undoes any partial reservation a participant made.
         self._release(move, SagaState.REJECTED, reason, cause)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     async def stock_released(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
         move = await lock_saga(connection, order_id)
@@ -116,7 +118,7 @@ class Orchestrator:
             _tell_orders(move, SAGA_REJECTED, cause, reason=move.saga.reason)
         elif outcome == SagaState.EXPIRED:
             _tell_orders(move, SAGA_EXPIRED, cause)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     async def stock_confirmed(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
         move = await lock_saga(connection, order_id)
@@ -124,7 +126,7 @@ class Orchestrator:
             return
         move.finish_step(StepState.SUCCEEDED)
         self._enter(move, SagaState.COMPLETED, cause)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     # --- deadlines and retries -----------------------------------------------------------------------------------
 
@@ -132,30 +134,41 @@ class Orchestrator:
         """The saga's `due_at` passed (the caller locked it, `lock_due_sagas`): expire the payment or resend the
         command."""
         self._deadline(move)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     async def retry(self, connection: BaseDBAsyncClient, move: Move) -> None:
         """An admin's retry of a FAILED saga (locked by the caller, `lock_saga`): the failed step starts over."""
         resume_in = move.saga.failed_in or SagaState.RESERVING
         move.saga.failed_in = None
         self._enter(move, resume_in, cause=None)
-        await save_move(connection, move)
+        await self._save(connection, move)
 
     # --- moving ----------------------------------------------------------------------------------------------------
+
+    async def _save(self, connection: BaseDBAsyncClient, move: Move) -> None:
+        await save_move(connection, move)
+        for step in move.changed_steps():
+            if step.finished_at is not None:  # the move ended the step it found running
+                duration = (step.finished_at - step.started_at).total_seconds()
+                self.metrics.step_duration.labels(str(step.name), str(step.state)).observe(duration)
 
     def _deadline(self, move: Move) -> None:
         saga, step = move.saga, move.step
         if saga.state == SagaState.AWAITING_PAYMENT:
+            self.metrics.deadlines.labels("payment").inc()
             move.finish_step(StepState.ABANDONED, "payment deadline passed")
             self._release(move, SagaState.EXPIRED, "payment deadline passed", cause=None)
         elif saga.state not in COMMAND_OF_STATE or step is None:
             saga.due_at = None
         elif step.attempts >= self.timing.step_max_attempts:
+            self.metrics.deadlines.labels("step").inc()
             error = f"no reply from stock after {step.attempts} attempts"
             move.finish_step(StepState.FAILED, error)
             saga.failed_in, saga.reason, saga.due_at = saga.state, error, None
             saga.state = SagaState.FAILED
+            self.metrics.failed.inc()
         else:
+            self.metrics.deadlines.labels("step").inc()
             self._send_command(move, cause=None)
 
     def _release(self, move: Move, outcome: SagaState, reason: str, cause: str | None) -> None:
@@ -186,6 +199,8 @@ class Orchestrator:
         move.emit(event)
         step.attempts += 1
         step.command_id = event.id
+        if step.attempts > 1:
+            self.metrics.resends.labels(str(step.name)).inc()
         saga.due_at = move.at + timedelta(seconds=self.timing.step_timeout * 2 ** (step.attempts - 1))
 
 
