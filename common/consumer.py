@@ -11,6 +11,10 @@ that a poison event is isolated: a handler that keeps failing (`max_attempts`), 
 decoded, goes to `inbox_dead_letter` and the partition moves on. An unreachable database, a deadlock or a
 serialization failure is retried without counting against the event: it says nothing about the event.
 
+A consumer given a `lock_key` serialises the events that share a key across transactions (and so across consumers):
+the inbox statement first takes an advisory lock per key of the batch (common/inbox.py). stock_svc uses it so that
+one order's saga commands apply one at a time.
+
 One client per service (not per topic): every idle client fetches from the broker all the time, and the local
 broker holds each fetch for KAFKA_FETCH_MAX_WAIT_MS.
 """
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from tortoise import connections
@@ -53,6 +58,8 @@ class ReceivedEvent:
 
 
 Handler = Callable[[ReceivedEvent, BaseDBAsyncClient], Awaitable[None]]
+# The key whose events must apply one transaction at a time (None: no lock needed), see EventConsumer.
+LockKey = Callable[[ReceivedEvent], str | None]
 
 
 class UndecodableMessage(Exception):
@@ -67,14 +74,14 @@ def decode(record: ConsumerRecord) -> ReceivedEvent:
             id=uuid.UUID(headers["event_id"]),
             type=headers["event_type"],
             aggregate_id=headers.get("aggregate_id") or (record.key or b"").decode(errors="replace"),
-            payload=json.loads(record.value) if record.value is not None else None,
+            payload=orjson.loads(record.value) if record.value is not None else None,
             correlation_id=headers.get("correlation_id"),
             occurred_at=headers.get("occurred_at"),
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
         )
-    except (KeyError, ValueError, RecursionError) as error:  # RecursionError: JSON nested too deep
+    except (KeyError, ValueError) as error:  # orjson.JSONDecodeError is one, also for JSON nested too deep
         raise UndecodableMessage(f"{type(error).__name__}: {error}") from None
 
 
@@ -140,6 +147,7 @@ class EventConsumer:
         max_attempts: int = 5,
         retry_delay: float = 0.1,
         fetch_max_wait_ms: int = 25,
+        lock_key: LockKey | None = None,
     ) -> None:
         self.name = name  # the consumer group, and the consumer's name in the inbox
         self.handlers = handlers
@@ -147,6 +155,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.commit_timeout = 2.0  # seconds
+        self.lock_key = lock_key
         self._topics = topics
         self._bootstrap_servers = bootstrap_servers
         self._fetch_max_wait_ms = fetch_max_wait_ms  # see ServiceSettings.kafka_fetch_max_wait_ms
@@ -257,8 +266,10 @@ class EventConsumer:
 
     async def _apply_all(self, events: list[ReceivedEvent]) -> None:
         """The events' effects in one transaction, with their inbox records; each event seen before is skipped."""
+        lock_key = self.lock_key
+        keys = [key for event in events if (key := lock_key(event)) is not None] if lock_key else []
         async with in_transaction(self.database) as connection:
-            new = await first_deliveries(connection, self.name, [(event.id, event.type) for event in events])
+            new = await first_deliveries(connection, self.name, [(event.id, event.type) for event in events], keys)
             for event in events:
                 if event.id in new:
                     new.discard(event.id)  # the same event twice in one batch: applied once

@@ -2,6 +2,7 @@
 transaction as the handler's effect, so a redelivered event changes nothing."""
 
 import uuid
+from collections.abc import Collection
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -34,15 +35,49 @@ CREATE TABLE IF NOT EXISTS inbox_dead_letter (
 INBOX_DROP = "DROP TABLE IF EXISTS inbox, inbox_dead_letter;"
 
 
+_RECORD = """
+INSERT INTO inbox (consumer, event_id, event_type)
+SELECT $1, event_id, event_type FROM unnest($2::uuid[], $3::text[]) AS batch (event_id, event_type)
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+
+# The locks come first: the WHERE clause reads `locks` through a scalar subquery, which PostgreSQL runs once, as the
+# InitPlan of a one-time filter, before the first row is inserted. They are taken in the order of their lock ids
+# (sorted hashes, not keys: two keys may share a hash), one global order, so two batches never wait for each other
+# in a cycle; the same key twice in a batch is one lock. The statement's snapshot predates the wait, which is fine:
+# it reads nothing but its parameters, and ON CONFLICT checks against the latest committed rows.
+_LOCK_AND_RECORD = """
+WITH locks AS (
+    SELECT count(pg_advisory_xact_lock(lock)) AS taken
+    FROM (SELECT DISTINCT hashtext(key) AS lock FROM unnest($4::text[]) AS keys (key) ORDER BY lock) AS sorted
+)
+INSERT INTO inbox (consumer, event_id, event_type)
+SELECT $1, event_id, event_type FROM unnest($2::uuid[], $3::text[]) AS batch (event_id, event_type)
+WHERE (SELECT taken FROM locks) IS NOT NULL
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+
+
 async def first_deliveries(
-    connection: BaseDBAsyncClient, consumer: str, events: list[tuple[uuid.UUID, str]]
+    connection: BaseDBAsyncClient,
+    consumer: str,
+    events: list[tuple[uuid.UUID, str]],
+    lock_keys: Collection[str] = (),
 ) -> set[uuid.UUID]:
     """Record the events (id, type) as processed by `consumer`; the ids that were not recorded before (apply
-    those, skip the rest). One statement for the whole batch."""
-    rows = await connection.execute_query_dict(
-        "INSERT INTO inbox (consumer, event_id, event_type)"
-        " SELECT $1, event_id, event_type FROM unnest($2::uuid[], $3::text[]) AS batch (event_id, event_type)"
-        " ON CONFLICT DO NOTHING RETURNING event_id",
-        [consumer, [event_id for event_id, _ in events], [event_type for _, event_type in events]],
-    )
+    those, skip the rest). One statement for the whole batch.
+
+    With `lock_keys`, the same statement first takes `pg_advisory_xact_lock(hashtext(key))` for each distinct key,
+    held until the transaction ends: whatever the handlers do for one key then happens one transaction at a time,
+    even while a consumer-group rebalance lets two consumers hold a partition for a moment. In READ COMMITTED every
+    later statement of the transaction takes a fresh snapshot, so the handlers see everything committed by the
+    transaction that held a lock before."""
+    if not lock_keys:
+        rows = await connection.execute_query_dict(_RECORD, [consumer, *_columns(events)])
+    else:
+        rows = await connection.execute_query_dict(_LOCK_AND_RECORD, [consumer, *_columns(events), list(lock_keys)])
     return {row["event_id"] for row in rows}
+
+
+def _columns(events: list[tuple[uuid.UUID, str]]) -> list[list]:
+    return [[event_id for event_id, _ in events], [event_type for _, event_type in events]]

@@ -1,7 +1,8 @@
 """What stock_svc does with the events it consumes: products come and go, and the saga's stock commands.
 
 Each handler runs inside the consumer helper's transaction (which also records the event in the inbox) and
-does all its work on that `connection`.
+does all its work on that `connection`. The saga's commands for one order apply one transaction at a time: the
+consumer's inbox statement takes the order's lock (`lock_key`) before any handler runs.
 """
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -36,6 +37,15 @@ async def on_confirm_stock(event: ReceivedEvent, connection: BaseDBAsyncClient) 
     await reservations.confirm_order(connection, OrderCommand.model_validate(event.payload).order_id, str(event.id))
 
 
+def lock_key(event: ReceivedEvent) -> str | None:
+    """The lock of the order a saga command is for (stock_svc/reservations.py); other events need none. A payload
+    without an order id needs none either: its handler refuses it."""
+    if event.topic != STOCK_COMMANDS or not isinstance(event.payload, dict):
+        return None
+    order_id = event.payload.get("order_id")
+    return reservations.order_lock_key(order_id) if isinstance(order_id, str) else None
+
+
 # product.updated is not handled: a product's quantity field is its initial stock, which inventory now owns.
 HANDLERS: dict[str, Handler] = {
     PRODUCT_CREATED: on_product_created,
@@ -56,5 +66,6 @@ def stock_consumers(settings: StockSettings) -> list[EventConsumer]:
             HANDLERS,
             DB,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            lock_key=lock_key,
         )
     ]

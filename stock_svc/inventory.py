@@ -1,11 +1,12 @@
 """Use cases on inventory items.
 
-Every change of quantities goes through `apply_change`, in the caller's transaction and under the item's row
-lock: it saves the quantities, then records the history row and writes the stock events, so the change, its
-history and its events commit or roll back together.
+Every change of quantities is described by `stock_change` (its history row and its stock events) and written in
+the caller's transaction, under the item's row lock, so that the change, its history and its events commit or roll
+back together. The admin paths write it through the ORM (`apply_change`); the saga's commands write it in their
+own set-based statements (stock_svc/reservations.py): the same rows and events either way.
 """
 
-from typing import Any
+from dataclasses import dataclass
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -30,38 +31,61 @@ def initial_threshold(quantity: int) -> int:
     return quantity // 10
 
 
-def stock_events(item: InventoryItem, causation_id: str | None) -> list[Event]:
-    """stock.updated after every change, and stock.low while the item is at or under its reorder threshold."""
-    payload = {"product_id": item.product_id, "stock": item.available_quantity}
-    event_types = [STOCK_UPDATED]
-    if item.available_quantity <= item.reorder_threshold:
-        event_types.append(STOCK_LOW)
-    return [Event(STOCK_UPDATES, t, "inventory", item.product_id, payload, causation_id) for t in event_types]
+@dataclass(frozen=True)
+class StockChange:
+    """One change of an item's quantities: the values of its history row, and the events that report it."""
+
+    item_id: int
+    type: ChangeType
+    change: int
+    available_before: int
+    available_after: int
+    reserved_before: int
+    reserved_after: int
+    reference: str | None
+    events: list[Event]
 
 
-async def record_change(
-    connection: BaseDBAsyncClient,
-    item: InventoryItem,
+def stock_change(
+    item_id: int,
+    product_id: str,
+    reorder_threshold: int,
     change_type: ChangeType,
-    change: int,
+    *,
     before: tuple[int, int],
+    after: tuple[int, int],
     reference: str | None,
     causation_id: str | None,
-) -> None:
-    """The history row and the stock events of a change already saved to `item`."""
+) -> StockChange:
+    """The item's change from `before` to `after` (available, reserved units): stock.updated after every change,
+    and stock.low while the item is at or under its reorder threshold; 409 if the stock would not fit the columns.
+    Callers check availability first (to answer with the numbers); the CHECK constraints stop anything that slips
+    past them."""
+    available, reserved = after
+    if available + reserved > MAX_STOCK:
+        raise Conflict(f"The stock of {product_id} would exceed {MAX_STOCK} units", product_id=product_id)
+    # A confirmation leaves available stock alone: its change is the reserved units that left the store.
+    change = (available - before[0]) or (reserved - before[1])
+    payload = {"product_id": product_id, "stock": available}
+    event_types = [STOCK_UPDATED, STOCK_LOW] if available <= reorder_threshold else [STOCK_UPDATED]
+    events = [Event(STOCK_UPDATES, t, "inventory", product_id, payload, causation_id) for t in event_types]
+    return StockChange(item_id, change_type, change, before[0], available, before[1], reserved, reference, events)
+
+
+async def record_change(connection: BaseDBAsyncClient, change: StockChange) -> None:
+    """The history row and the stock events of a change already saved to its item."""
     await StockHistory.create(
-        item_id=item.id,
-        type=change_type,
-        change=change,
-        available_before=before[0],
-        available_after=item.available_quantity,
-        reserved_before=before[1],
-        reserved_after=item.reserved_quantity,
-        reference=reference,
+        item_id=change.item_id,
+        type=change.type,
+        change=change.change,
+        available_before=change.available_before,
+        available_after=change.available_after,
+        reserved_before=change.reserved_before,
+        reserved_after=change.reserved_after,
+        reference=change.reference,
         using_db=connection,
     )
-    for event in stock_events(item, causation_id):
-        await write_events(connection, [event])
+    await write_events(connection, change.events)
 
 
 async def apply_change(
@@ -72,22 +96,26 @@ async def apply_change(
     available_delta: int = 0,
     reserved_delta: int = 0,
     reference: str | None = None,
-    causation_id: str | None = None,
 ) -> None:
-    """Move the quantities of the locked `item` and record the change. Callers check availability first (to
-    answer with the numbers); the CHECK constraints stop anything that slips past them."""
+    """Move the quantities of the locked `item`, save them and record the change."""
     before = (item.available_quantity, item.reserved_quantity)
-    item.available_quantity += available_delta
-    item.reserved_quantity += reserved_delta
-    if item.available_quantity + item.reserved_quantity > MAX_STOCK:
-        raise Conflict(f"The stock of {item.product_id} would exceed {MAX_STOCK} units", product_id=item.product_id)
+    after = (before[0] + available_delta, before[1] + reserved_delta)
+    change = stock_change(
+        item.id,
+        item.product_id,
+        item.reorder_threshold,
+        change_type,
+        before=before,
+        after=after,
+        reference=reference,
+        causation_id=None,
+    )
+    item.available_quantity, item.reserved_quantity = after
     await item.save(
         update_fields=["available_quantity", "reserved_quantity", "reorder_threshold", "updated_at"],
         using_db=connection,
     )
-    # A confirmation leaves available stock alone: its change is the reserved units that left the store.
-    change = available_delta or reserved_delta
-    await record_change(connection, item, change_type, change, before, reference, causation_id)
+    await record_change(connection, change)
 
 
 async def lock_item(connection: BaseDBAsyncClient, product_id: str) -> InventoryItem:
@@ -101,13 +129,6 @@ async def lock_item(connection: BaseDBAsyncClient, product_id: str) -> Inventory
     if item is None:
         raise NotFound(f"No inventory for product {product_id}", product_id=product_id)
     return item
-
-
-async def lock_items(connection: BaseDBAsyncClient, **conditions: Any) -> list[InventoryItem]:
-    """The items matching `conditions`, locked in product id order. Every transaction that locks several items
-    takes them in this order, so no two of them wait for each other in a cycle."""
-    query = InventoryItem.filter(**conditions).order_by("product_id").select_for_update()
-    return await query.using_db(connection)
 
 
 async def find_item(product_id: str, include_retired: bool = False) -> InventoryItem:
@@ -131,7 +152,17 @@ async def add_item(
     item = await InventoryItem.create(
         product_id=product_id, available_quantity=available, reorder_threshold=threshold, using_db=connection
     )
-    await record_change(connection, item, ChangeType.CREATED, available, (0, 0), reference, causation_id)
+    created = stock_change(
+        item.id,
+        product_id,
+        threshold,
+        ChangeType.CREATED,
+        before=(0, 0),
+        after=(available, 0),
+        reference=reference,
+        causation_id=causation_id,
+    )
+    await record_change(connection, created)
     return item
 
 

@@ -65,7 +65,7 @@ class Reservation(Model):
     """The units of one product held for one order."""
 
     # The held reservations of a product add up to its reserved_quantity: a reservation is changed only under
-    # its item's row lock.
+    # its item's row lock (and its order's lock, stock_svc/reservations.py).
 
     id = fields.IntField(primary_key=True)
     order_id = fields.CharField(max_length=100)

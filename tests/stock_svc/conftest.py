@@ -16,7 +16,7 @@ from common.inbox import first_deliveries
 from common.tokens import TokenIssuer
 from common.topics import PRODUCT_EVENTS, STOCK_COMMANDS
 from stock_svc.app import create_stock_app
-from stock_svc.handlers import HANDLERS
+from stock_svc.handlers import HANDLERS, lock_key
 from stock_svc.inventory import DB
 from stock_svc.settings import StockSettings
 from tests.support import serving
@@ -110,9 +110,11 @@ def received(event_type: str, payload: dict, aggregate_id: str, event_id: uuid.U
 
 
 async def deliver(event: ReceivedEvent) -> None:
-    """Apply `event` as the consumer helper does: inbox record and handler effect in one transaction."""
+    """Apply `event` as the consumer helper does: inbox record (and the event's lock) and handler effect in one
+    transaction."""
+    key = lock_key(event)
     async with in_transaction(DB) as connection:
-        if await first_deliveries(connection, "stock_svc.tests", [(event.id, event.type)]):
+        if await first_deliveries(connection, "stock_svc.tests", [(event.id, event.type)], [key] if key else []):
             await HANDLERS[event.type](event, connection)
 
 
