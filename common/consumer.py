@@ -23,9 +23,13 @@ import asyncio
 import json
 import logging
 import random
+import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -39,6 +43,7 @@ from tortoise.transactions import in_transaction
 
 from common.inbox import first_deliveries
 from common.logs import correlation_id
+from common.metrics import ServiceMetrics
 from common.topics import started
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,17 @@ class ReceivedEvent:
 
 
 Handler = Callable[[ReceivedEvent, BaseDBAsyncClient], Awaitable[None]]
+BatchHandler = Callable[[list[ReceivedEvent], BaseDBAsyncClient], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ForBatches:
+    """A handler given consecutive new events of its type together, in partition order, to apply them in one
+    statement (a read model that only keeps the latest value: order_svc's stock levels)."""
+
+    handle: BatchHandler
+
+
 # The key whose events must apply one transaction at a time (None: no lock needed), see EventConsumer.
 LockKey = Callable[[ReceivedEvent], str | None]
 
@@ -142,7 +158,7 @@ class EventConsumer:
         name: str,
         bootstrap_servers: str,
         topics: list[str],
-        handlers: dict[str, Handler],
+        handlers: dict[str, Handler | ForBatches],
         database: str,
         max_attempts: int = 5,
         retry_delay: float = 0.1,
@@ -156,6 +172,7 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.commit_timeout = 2.0  # seconds
         self.lock_key = lock_key
+        self.metrics = ServiceMetrics()  # register_consumers gives it the app's (common/service.py)
         self._topics = topics
         self._bootstrap_servers = bootstrap_servers
         self._fetch_max_wait_ms = fetch_max_wait_ms  # see ServiceSettings.kafka_fetch_max_wait_ms
@@ -216,6 +233,14 @@ class EventConsumer:
                 done = await self._process_batch(records)
                 if done is not None:
                     await self._commit(partition, done + 1)
+                    self._observe_lag(partition, done + 1)
+
+    def _observe_lag(self, partition: TopicPartition, next_offset: int) -> None:
+        assert self._kafka is not None
+        highwater = self._kafka.highwater(partition)  # as of the last fetch
+        if highwater is not None:
+            lag = max(highwater - next_offset, 0)
+            self.metrics.lag.labels(self.name, partition.topic, str(partition.partition)).set(lag)
 
     async def _commit(self, partition: TopicPartition, offset: int) -> None:
         assert self._kafka is not None
@@ -244,7 +269,7 @@ class EventConsumer:
                 return records[-1].offset
             while True:
                 try:
-                    await self._apply_all(events)
+                    await self.apply(events)
                     return records[-1].offset
                 except Exception as error:
                     if _infrastructure_failure(error):
@@ -264,17 +289,36 @@ class EventConsumer:
             done = record.offset
         return done
 
-    async def _apply_all(self, events: list[ReceivedEvent]) -> None:
-        """The events' effects in one transaction, with their inbox records; each event seen before is skipped."""
+    async def apply(self, events: list[ReceivedEvent]) -> None:
+        """The events' effects in one transaction, with their inbox records, as for one fetched batch; each event
+        seen before is skipped. (The fetch loop calls it; tests hand it events directly.)"""
         lock_key = self.lock_key
         keys = [key for event in events if (key := lock_key(event)) is not None] if lock_key else []
+        started = time.perf_counter()
         async with in_transaction(self.database) as connection:
             new = await first_deliveries(connection, self.name, [(event.id, event.type) for event in events], keys)
+            fresh, outcomes = [], Counter()
             for event in events:
                 if event.id in new:
                     new.discard(event.id)  # the same event twice in one batch: applied once
-                    correlation_id.set(event.correlation_id)
-                    await self.handlers[event.type](event, connection)
+                    fresh.append(event)
+                outcomes[event.topic, "handled" if fresh and fresh[-1] is event else "duplicate"] += 1
+            for event_type, run in groupby(fresh, key=attrgetter("type")):
+                await self._handle(self.handlers[event_type], list(run), connection)
+        self.metrics.batch_duration.labels(self.name).observe(time.perf_counter() - started)
+        for (topic, outcome), count in outcomes.items():
+            self.metrics.consumed.labels(self.name, topic, outcome).inc(count)
+
+    @staticmethod
+    async def _handle(handler: Handler | ForBatches, run: list[ReceivedEvent], connection: BaseDBAsyncClient) -> None:
+        """Consecutive new events of one type, in order."""
+        if isinstance(handler, ForBatches):
+            correlation_id.set(run[-1].correlation_id)
+            await handler.handle(run, connection)
+            return
+        for event in run:
+            correlation_id.set(event.correlation_id)
+            await handler(event, connection)
 
     async def _process(self, record: ConsumerRecord) -> None:
         try:
@@ -287,7 +331,7 @@ class EventConsumer:
         attempts = 0
         while True:
             try:
-                await self._apply_all([event])
+                await self.apply([event])
                 return
             except Exception as error:
                 if _infrastructure_failure(error):
@@ -315,6 +359,7 @@ class EventConsumer:
         self, record: ConsumerRecord, event: ReceivedEvent | None, error: str, attempts: int
     ) -> None:
         log.error("consumer %s dead-letters %s@%d: %s", self.name, record.topic, record.offset, error)
+        self.metrics.consumed.labels(self.name, record.topic, "dead_lettered").inc()
         headers = {_text(name): _text(value) for name, value in record.headers or ()}
         while True:
             try:

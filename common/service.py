@@ -97,6 +97,8 @@ def register_consumers(app: Sanic, make_consumers: Callable[[], list[EventConsum
     @app.after_server_start
     async def start_consumers(app: Sanic) -> None:
         consumers = make_consumers()
+        for consumer in consumers:
+            consumer.metrics = app.ctx.metrics
         await asyncio.gather(*(consumer.start() for consumer in consumers))  # joining a group takes seconds
         app.ctx.consumers = consumers
 

@@ -1,4 +1,5 @@
-"""What order_svc does with the events it consumes: the catalog's products (prices) and the saga's verdicts.
+"""What order_svc does with the events it consumes: the catalog's products (prices), stock_svc's available
+quantities and the saga's verdicts.
 
 Each handler runs inside the consumer helper's transaction (which also records the event in the inbox) and
 does all its work on that `connection`.
@@ -8,12 +9,19 @@ from datetime import UTC, datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from common.consumer import EventConsumer, Handler, ReceivedEvent
-from common.messages import PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED, SAGA_EXPIRED, SAGA_REJECTED
-from common.topics import PRODUCT_EVENTS, SAGA_EVENTS
-from order_svc import orders, prices
+from common.consumer import EventConsumer, ForBatches, Handler, ReceivedEvent
+from common.messages import (
+    PRODUCT_CREATED,
+    PRODUCT_DELETED,
+    PRODUCT_UPDATED,
+    SAGA_EXPIRED,
+    SAGA_REJECTED,
+    STOCK_UPDATED,
+)
+from common.topics import PRODUCT_EVENTS, SAGA_EVENTS, STOCK_UPDATES
+from order_svc import orders, prices, stock_levels
 from order_svc.orders import DB
-from order_svc.schemas import ProductEvent, SagaExpired, SagaRejected
+from order_svc.schemas import ProductEvent, SagaExpired, SagaRejected, StockUpdated
 from order_svc.settings import OrderSettings
 
 
@@ -36,6 +44,14 @@ async def on_product_deleted(event: ReceivedEvent, connection: BaseDBAsyncClient
     await prices.record_product(connection, product, deleted=True, changed_at=changed_at(event))
 
 
+async def on_stock_updated(events: list[ReceivedEvent], connection: BaseDBAsyncClient) -> None:
+    levels = []
+    for event in events:
+        level = StockUpdated.model_validate(event.payload)
+        levels.append((level.product_id, level.stock, changed_at(event)))
+    await stock_levels.record_stock_levels(connection, levels)
+
+
 async def on_saga_rejected(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
     verdict = SagaRejected.model_validate(event.payload)
     await orders.reject_order(connection, verdict.order_id, verdict.reason, causation_id=str(event.id))
@@ -46,22 +62,24 @@ async def on_saga_expired(event: ReceivedEvent, connection: BaseDBAsyncClient) -
     await orders.expire_order(connection, verdict.order_id, causation_id=str(event.id))
 
 
-HANDLERS: dict[str, Handler] = {
+# stock.low is not handled: stock.updated carries every level.
+HANDLERS: dict[str, Handler | ForBatches] = {
     PRODUCT_CREATED: on_product_changed,
     PRODUCT_UPDATED: on_product_changed,
     PRODUCT_DELETED: on_product_deleted,
     SAGA_REJECTED: on_saga_rejected,
     SAGA_EXPIRED: on_saga_expired,
+    STOCK_UPDATED: ForBatches(on_stock_updated),
 }
 
 
 def order_consumers(settings: OrderSettings) -> list[EventConsumer]:
-    """The consumer of product events and of the saga's verdicts (not started)."""
+    """The consumer of product events, stock levels and the saga's verdicts (not started)."""
     return [
         EventConsumer(
             DB,
             settings.kafka_bootstrap_servers,
-            [PRODUCT_EVENTS, SAGA_EVENTS],
+            [PRODUCT_EVENTS, STOCK_UPDATES, SAGA_EVENTS],
             HANDLERS,
             DB,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,

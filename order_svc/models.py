@@ -58,3 +58,15 @@ class ProductPrice(Model):
 
     class Meta:
         table = "product_prices"
+
+
+class StockLevel(Model):
+    """The read model of stock_svc's available quantities, fed by stock-updated: an order the known stock cannot
+    cover is refused at once (the saga's reservation stays the authority)."""
+
+    product_id = fields.CharField(max_length=100, primary_key=True)
+    available = fields.IntField()
+    updated_at = fields.DatetimeField()  # when stock_svc changed it (the event's occurred_at)
+
+    class Meta:
+        table = "stock_levels"

@@ -85,16 +85,16 @@ def status_changed(order: Order, causation_id: str | None) -> Event | None:
 
 
 # Placing an order is the shop's hottest write, so it is one statement: one round trip, and no BEGIN or COMMIT
-# (a single statement is its own transaction). It checks every line's price against the catalog's read model and
-# only if all of them hold inserts the order, its items and its order.placed event; otherwise it writes nothing
-# and returns the first refused line.
+# (a single statement is its own transaction). It checks every line against the catalog's prices and the known
+# stock (order_svc/stock_levels.py) and only if all of them hold inserts the order, its items and its order.placed
+# event; otherwise it writes nothing and returns the first refused line.
 _PLACE_ORDER = f"""
 WITH line AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::numeric[]) WITH ORDINALITY AS l (product_id, quantity, price, n)
 ), refused AS (
-    SELECT line.n, line.product_id, p.price AS catalog_price, p.deleted
-    FROM line LEFT JOIN product_prices p USING (product_id)
-    WHERE p.product_id IS NULL OR p.deleted OR p.price <> line.price
+    SELECT line.n, line.product_id, p.price AS catalog_price, p.deleted, s.available
+    FROM line LEFT JOIN product_prices p USING (product_id) LEFT JOIN stock_levels s USING (product_id)
+    WHERE p.product_id IS NULL OR p.deleted OR p.price <> line.price OR s.available < line.quantity
 ), placed AS (
     INSERT INTO orders (id, user_id, status, total_price, shipping_address, created_at, updated_at)
     SELECT $4, $5, 'pending', $6, $7::jsonb, $8, $8 WHERE NOT EXISTS (SELECT FROM refused)
@@ -105,14 +105,15 @@ WITH line AS (
 ), event AS (
     {insert_events(9, when="EXISTS (SELECT FROM placed)")}
 )
-SELECT product_id, catalog_price, deleted FROM refused ORDER BY n LIMIT 1
+SELECT product_id, catalog_price, deleted, available FROM refused ORDER BY n LIMIT 1
 """
 
 
 async def place_order(principal: Principal, new: NewOrder) -> tuple[Order, list[OrderItem]]:
     """A pending order at the catalog's prices, and its `order.placed` event, in one statement; 409 naming the
-    first product that is not on sale at the price given. A price that changes meanwhile is the catalog's change
-    racing the order: the order keeps the price the customer saw."""
+    first product that is not on sale at the price given, or of which fewer units are known to be available. A
+    price that changes meanwhile is the catalog's change racing the order: the order keeps the price the customer
+    saw."""
     if new.user_id is not None and new.user_id != str(principal.user_id):
         raise Forbidden("An order can only be placed for the signed-in user", field="user_id")
     placed_at = now()
@@ -141,21 +142,29 @@ async def place_order(principal: Principal, new: NewOrder) -> tuple[Order, list[
         ],
     )
     if refused:
-        asked = next(item for item in new.items if item.product_id == refused[0]["product_id"])
-        raise _refusal(asked, refused[0]["catalog_price"], refused[0]["deleted"])
+        line = refused[0]
+        asked = next(item for item in new.items if item.product_id == line["product_id"])
+        raise _refusal(asked, line["catalog_price"], line["deleted"], line["available"])
     return order, items
 
 
-def _refusal(item: ItemInput, catalog_price: Decimal | None, deleted: bool | None) -> Conflict:
+def _refusal(item: ItemInput, catalog_price: Decimal | None, deleted: bool | None, available: int | None) -> Conflict:
     if catalog_price is None:
         return Conflict(f"Product {item.product_id} is not in the catalog", product_id=item.product_id)
     if deleted:
         return Conflict(f"Product {item.product_id} is no longer sold", product_id=item.product_id)
+    if catalog_price != item.price:
+        return Conflict(
+            f"The price of product {item.product_id} is {catalog_price:.2f}, not {item.price:.2f}",
+            product_id=item.product_id,
+            price=money(item.price),
+            catalog_price=money(catalog_price),
+        )
     return Conflict(
-        f"The price of product {item.product_id} is {catalog_price:.2f}, not {item.price:.2f}",
+        f"Not enough stock of {item.product_id}: {item.quantity} requested, {available} available",
         product_id=item.product_id,
-        price=money(item.price),
-        catalog_price=money(catalog_price),
+        requested=item.quantity,
+        available=available,
     )
 
 

@@ -95,6 +95,13 @@ class ProductEvent(BaseModel):
     price: Annotated[Decimal, Field(ge=0, le=MAX_PRICE, decimal_places=2)]
 
 
+class StockUpdated(BaseModel):
+    """stock.updated: a product's available quantity after a change."""
+
+    product_id: ProductId
+    stock: Annotated[int, Field(ge=0)]
+
+
 class SagaRejected(BaseModel):
     order_id: str
     reason: str

@@ -11,10 +11,8 @@ from decimal import Decimal
 import httpx
 import pytest
 from tortoise import connections
-from tortoise.transactions import in_transaction
 
-from common.consumer import ReceivedEvent
-from common.inbox import first_deliveries
+from common.consumer import EventConsumer, ReceivedEvent
 from common.tokens import TokenIssuer
 from order_svc.app import create_order_app
 from order_svc.handlers import HANDLERS
@@ -23,7 +21,7 @@ from order_svc.orders import DB
 from order_svc.settings import OrderSettings
 from tests.support import serving
 
-ORDER_TABLES = "orders, order_items, product_prices"
+ORDER_TABLES = "orders, order_items, product_prices, stock_levels"
 MESSAGE_TABLES = "outbox, outbox_dead_letter, inbox, inbox_dead_letter"
 ORDERS = "/api/v1/orders"
 
@@ -173,17 +171,20 @@ def received(
         payload=payload,
         correlation_id=None,
         occurred_at=(occurred_at or datetime.now(UTC)).isoformat(),
-        topic="product-topic" if event_type.startswith("product.") else "saga-events",
+        topic={"product": "product-topic", "stock": "stock-updated"}.get(event_type.split(".")[0], "saga-events"),
         partition=0,
         offset=0,
     )
 
 
+# The service's handlers behind the consumer helper, never started: tests hand it events.
+CONSUMER = EventConsumer("order_svc.tests", "127.0.0.1:9", [], HANDLERS, DB)
+
+
 async def deliver(event: ReceivedEvent) -> None:
-    """Apply `event` as the consumer helper does: inbox record and handler effect in one transaction."""
-    async with in_transaction(DB) as connection:
-        if await first_deliveries(connection, "order_svc.tests", [(event.id, event.type)]):
-            await HANDLERS[event.type](event, connection)
+    """Apply `event` as the service's consumer does (common/consumer.py): inbox record, lock and handler effect in
+    one transaction."""
+    await CONSUMER.apply([event])
 
 
 async def price_of(product_id: str) -> tuple[Decimal, bool] | None:

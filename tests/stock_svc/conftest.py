@@ -9,10 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from tortoise import connections
-from tortoise.transactions import in_transaction
 
-from common.consumer import ReceivedEvent
-from common.inbox import first_deliveries
+from common.consumer import EventConsumer, ReceivedEvent
 from common.tokens import TokenIssuer
 from common.topics import PRODUCT_EVENTS, STOCK_COMMANDS
 from stock_svc.app import create_stock_app
@@ -109,13 +107,14 @@ def received(event_type: str, payload: dict, aggregate_id: str, event_id: uuid.U
     )
 
 
+# The service's handlers behind the consumer helper, never started: tests hand it events.
+CONSUMER = EventConsumer("stock_svc.tests", "127.0.0.1:9", [], HANDLERS, DB, lock_key=lock_key)
+
+
 async def deliver(event: ReceivedEvent) -> None:
-    """Apply `event` as the consumer helper does: inbox record (and the event's lock) and handler effect in one
-    transaction."""
-    key = lock_key(event)
-    async with in_transaction(DB) as connection:
-        if await first_deliveries(connection, "stock_svc.tests", [(event.id, event.type)], [key] if key else []):
-            await HANDLERS[event.type](event, connection)
+    """Apply `event` as the service's consumer does (common/consumer.py): inbox record, lock and handler effect in
+    one transaction."""
+    await CONSUMER.apply([event])
 
 
 def product(product_id: str, quantity: int, name: str = "Premium Smartphone") -> dict:
