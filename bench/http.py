@@ -4,7 +4,8 @@
 - idle: CPU of every process of the stack at rest;
 - orders: wrk placing orders through the gateway for a while; end to end = orders accepted AND their sagas in
   AWAITING_PAYMENT, over the whole time until that backlog is drained; CPU ms per order for every process (from
-  /proc) and their sum; SQL statements per order per database (PostgreSQL's statement log, on for that phase).
+  /proc) and their sum; then SQL statements per order per database in a shorter second phase (PostgreSQL's
+  statement log on for it alone: logging costs PostgreSQL CPU).
 
     python -m bench.http [--seconds 10]
 
@@ -92,33 +93,16 @@ class HttpBench:
         }
 
     async def orders(self, connections: int = 32) -> dict:
+        """Orders through the gateway twice: a measured phase (rate, latency, CPU) with PostgreSQL as it runs, then
+        a shorter one with its statement log on, only to count statements (logging each one costs PostgreSQL CPU
+        that must not count against an order)."""
         # The saga database's connection also switches the statement log on and off (a server-wide setting).
         sagas = await asyncpg.connect(asyncpg_dsn(self.cluster.database_url("SAGA_DATABASE_URL")))
         try:
-            awaiting_before = await self._awaiting(sagas)
-            await sagas.execute("ALTER SYSTEM SET log_statement = 'all'")
-            await sagas.execute("ALTER SYSTEM SET log_line_prefix = 'db=%d '")
-            await sagas.execute("SELECT pg_reload_conf()")
-            log = self.cluster.processes["postgres"].log_path
-            log_start = log.stat().st_size
-            with tempfile.TemporaryDirectory() as directory:
-                script = Path(directory) / "orders.lua"
-                products = ",".join(f'"{product}"' for product in self.bench.products)
-                authorization = self.bench.customer["Authorization"]
-                script.write_text(ORDER_SCRIPT.format(authorization=authorization, products=products))
-                before, started = sample(self.roots), time.monotonic()
-                posted = await asyncio.to_thread(wrk, f"{self.cluster.api}/orders/", self.seconds, connections, script)
-                accepted = posted["requests"] - posted["non_2xx"]
-                await eventually(
-                    lambda: self._awaiting(sagas),
-                    lambda count: count >= awaiting_before + accepted,
-                    timeout=600,
-                    interval=0.05,
-                )
-                elapsed, after = time.monotonic() - started, sample(self.roots)
-            await sagas.execute("ALTER SYSTEM RESET log_statement")
-            await sagas.execute("SELECT pg_reload_conf()")
-            statements = _statements_by_database(log, log_start)
+            before = sample(self.roots)
+            posted, accepted, elapsed = await self._place_until_reserved(sagas, self.seconds, connections)
+            after = sample(self.roots)
+            statements, counted = await self._count_statements(sagas, connections)
         finally:
             await sagas.close()
         cpu_ms = {name: round(cpu * 1000 / accepted, 2) for name, cpu in cpu_between(before, after).items()}
@@ -129,9 +113,45 @@ class HttpBench:
             "seconds_until_all_awaiting_payment": round(elapsed, 2),
             "cpu_ms_per_order": cpu_ms,
             "cpu_ms_per_order_total": round(sum(cpu_ms.values()), 2),
-            "sql_statements_per_order": {db: round(n / accepted, 1) for db, n in statements.items()},
-            "sql_statements_per_order_total": round(sum(statements.values()) / accepted, 1),
+            "sql_statements_per_order": {db: round(n / counted, 1) for db, n in statements.items()},
+            "sql_statements_per_order_total": round(sum(statements.values()) / counted, 1),
+            "orders_in_statement_phase": counted,
         }
+
+    async def _place_until_reserved(
+        self, sagas: asyncpg.Connection, seconds: float, connections: int
+    ) -> tuple[dict, int, float]:
+        """wrk placing orders for `seconds`; (wrk's figures, orders accepted, seconds until all reserved)."""
+        awaiting_before = await self._awaiting(sagas)
+        with tempfile.TemporaryDirectory() as directory:
+            script = Path(directory) / "orders.lua"
+            products = ",".join(f'"{product}"' for product in self.bench.products)
+            authorization = self.bench.customer["Authorization"]
+            script.write_text(ORDER_SCRIPT.format(authorization=authorization, products=products))
+            started = time.monotonic()
+            posted = await asyncio.to_thread(wrk, f"{self.cluster.api}/orders/", seconds, connections, script)
+            accepted = posted["requests"] - posted["non_2xx"]
+            await eventually(
+                lambda: self._awaiting(sagas),
+                lambda count: count >= awaiting_before + accepted,
+                timeout=600,
+                interval=0.05,
+            )
+        return posted, accepted, time.monotonic() - started
+
+    async def _count_statements(self, sagas: asyncpg.Connection, connections: int) -> tuple[Counter, int]:
+        """Statements per database for a shorter phase of the same load, and how many orders it placed."""
+        await sagas.execute("ALTER SYSTEM SET log_statement = 'all'")
+        await sagas.execute("ALTER SYSTEM SET log_line_prefix = 'db=%d '")
+        await sagas.execute("SELECT pg_reload_conf()")
+        log = self.cluster.processes["postgres"].log_path
+        log_start = log.stat().st_size
+        try:
+            _, accepted, _ = await self._place_until_reserved(sagas, max(self.seconds / 2, 3), connections)
+        finally:
+            await sagas.execute("ALTER SYSTEM RESET log_statement")
+            await sagas.execute("SELECT pg_reload_conf()")
+        return _statements_by_database(log, log_start), accepted
 
     @staticmethod
     async def _awaiting(sagas: asyncpg.Connection) -> int:
