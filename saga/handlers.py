@@ -22,15 +22,15 @@ DB = "saga"
 def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventConsumer]:
     def on(method):  # adapt an orchestrator method taking (connection, order_id, cause)
         async def handle(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
-            await method(connection, event.payload["order_id"], str(event.id))
+            await method(connection, event.payload["order_id"], event)
 
         return handle
 
     async def placed(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
-        await orchestrator.order_placed(connection, event.payload, str(event.id))
+        await orchestrator.order_placed(connection, event.payload, event)
 
     async def rejected(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
-        await orchestrator.stock_rejected(connection, event.payload, str(event.id))
+        await orchestrator.stock_rejected(connection, event.payload, event)
 
     common = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,

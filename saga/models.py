@@ -74,3 +74,23 @@ class SagaStep(Model):
     class Meta:
         table = "saga_steps"
         ordering = ("id",)
+
+
+class SagaMessage(Model):
+    """A message that moved the saga (received) or that a move sent, in the order they happened: the console's
+    commands and replies, with their event ids."""
+
+    id = fields.BigIntField(primary_key=True)
+    saga: fields.ForeignKeyRelation[Saga] = fields.ForeignKeyField(
+        "saga.Saga", related_name="messages", on_delete=fields.CASCADE, db_index=True
+    )
+    direction = fields.CharField(max_length=8)  # received / sent
+    event_id = fields.UUIDField()
+    event_type = fields.CharField(max_length=50)
+    topic = fields.CharField(max_length=100)
+    causation_id = fields.UUIDField(null=True)  # for a sent message: the received one it answered
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "saga_messages"
+        ordering = ("id",)

@@ -20,6 +20,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.timezone import now
 
+from common.consumer import ReceivedEvent
 from common.outbox import Event, encode_json, event_arrays, insert_events
 from saga.models import Saga, SagaStep, StepName, StepState
 
@@ -40,6 +41,7 @@ class Move:
     at: datetime = field(default_factory=now)  # the move's time: updated_at, started_at, finished_at, deadlines
     started: list[SagaStep] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    received: ReceivedEvent | None = None  # the message it answers (None: a deadline, an admin's retry)
 
     def __post_init__(self) -> None:
         self._read = _values(self.saga, _SAGA_MOVES)
@@ -60,6 +62,11 @@ class Move:
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
+
+    @property
+    def cause_id(self) -> str | None:
+        """The causation id of what it emits: the id of the message it answers."""
+        return str(self.received.id) if self.received is not None else None
 
     def changed_columns(self) -> list[str]:
         return [column for column in _SAGA_MOVES if getattr(self.saga, column) != self._read[column]]
@@ -95,12 +102,17 @@ _LOCK = _READ + "WHERE sagas.order_id = $1 FOR UPDATE OF sagas"
 _LOCK_DUE = _READ + "WHERE sagas.due_at <= now() ORDER BY sagas.due_at LIMIT $1 FOR UPDATE OF sagas SKIP LOCKED"
 
 
-async def lock_saga(connection: BaseDBAsyncClient, order_id: str | uuid.UUID) -> Move | None:
-    """The order's saga locked (`FOR UPDATE`) until the caller's transaction ends, with its running step; None if
-    the order has no saga."""
+async def lock_saga(
+    connection: BaseDBAsyncClient, order_id: str | uuid.UUID, received: ReceivedEvent | None = None
+) -> Move | None:
+    """The order's saga locked (`FOR UPDATE`) until the caller's transaction ends, with its running step, for a
+    move answering `received`; None if the order has no saga."""
     key = order_id if isinstance(order_id, uuid.UUID) else uuid.UUID(order_id)
     moves = await _locked(connection, _LOCK, [key])
-    return moves[0] if moves else None
+    if not moves:
+        return None
+    moves[0].received = received
+    return moves[0]
 
 
 async def lock_due_sagas(connection: BaseDBAsyncClient, limit: int) -> list[Move]:
@@ -183,8 +195,31 @@ def _statement(move: Move) -> tuple[str, list]:
         first = len(parameters) + 1
         parameters.add(*event_arrays(move.events))
         parts["events"] = insert_events(first, when="EXISTS (SELECT FROM saga)")
+    if messages := _messages(move):
+        parts["messages"] = _INSERT_MESSAGES.format(
+            *parameters.add(*(list(column) for column in zip(*messages, strict=True)))
+        )
     ctes = ",\n".join(f"{name} AS ({sql})" for name, sql in parts.items())
     return f"WITH {ctes}\nSELECT order_id FROM saga", parameters
+
+
+_INSERT_MESSAGES = """
+INSERT INTO saga_messages (saga_id, direction, event_id, event_type, topic, causation_id, at)
+SELECT saga.order_id, m.direction, m.event_id, m.event_type, m.topic, m.causation_id, m.at
+FROM saga, unnest({}::text[], {}::uuid[], {}::text[], {}::text[], {}::uuid[], {}::timestamptz[])
+    WITH ORDINALITY AS m (direction, event_id, event_type, topic, causation_id, at, position)
+ORDER BY m.position
+"""
+
+
+def _messages(move: Move) -> list[tuple]:
+    """The saga's message log for this move: the message it answered, then what it sent."""
+    messages = []
+    if (received := move.received) is not None:
+        messages.append(("received", received.id, received.type, received.topic, None, move.at))
+    cause = received.id if received is not None else None
+    messages += [("sent", e.id, e.event_type, e.topic, cause, move.at) for e in move.events]
+    return messages
 
 
 def _insert_saga(saga: Saga, parameters: _Parameters) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.timezone import now
 
+from common.consumer import ReceivedEvent
 from common.logs import correlation_id
 from common.messages import CONFIRM_STOCK, RELEASE_STOCK, RESERVE_STOCK, SAGA_EXPIRED, SAGA_REJECTED
 from common.outbox import Event
@@ -51,7 +52,7 @@ class Orchestrator:
 
     # --- what the orders say -------------------------------------------------------------------------------------
 
-    async def order_placed(self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: str) -> None:
+    async def order_placed(self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: ReceivedEvent) -> None:
         """A new saga, reserving: written only if the order has none yet (the same order placed twice, under
         another event id, has one saga)."""
         at = now()
@@ -64,68 +65,70 @@ class Orchestrator:
             created_at=at,
             updated_at=at,
         )
-        move = Move(saga, new=True, at=at)
-        self._enter(move, SagaState.RESERVING, cause)
+        move = Move(saga, new=True, at=at, received=cause)
+        self._enter(move, SagaState.RESERVING)
         await self._save(connection, move)
 
-    async def order_paid(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
-        move = await lock_saga(connection, order_id)
+    async def order_paid(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
+        move = await lock_saga(connection, order_id, cause)
         if move is None:
             return
         if move.saga.state == SagaState.AWAITING_PAYMENT:
             move.finish_step(StepState.SUCCEEDED)
-            self._enter(move, SagaState.CONFIRMING, cause)
+            self._enter(move, SagaState.CONFIRMING)
         elif move.saga.state == SagaState.RESERVING:
             move.saga.paid = True  # confirmed as soon as the reservation succeeds
         await self._save(connection, move)
 
-    async def order_cancelled(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
-        move = await lock_saga(connection, order_id)
+    async def order_cancelled(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
+        move = await lock_saga(connection, order_id, cause)
         if move is None or not _cancellable(move.saga):
             return
         move.finish_step(StepState.ABANDONED, "the order was cancelled")
-        self._release(move, SagaState.CANCELLED, "the order was cancelled", cause)
+        self._release(move, SagaState.CANCELLED, "the order was cancelled")
         await self._save(connection, move)
 
     # --- what stock says -----------------------------------------------------------------------------------------
 
-    async def stock_reserved(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
-        move = await lock_saga(connection, order_id)
+    async def stock_reserved(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
+        move = await lock_saga(connection, order_id, cause)
         if move is None or move.saga.state != SagaState.RESERVING:
             return  # a duplicate reply, or the saga moved on (a cancel is releasing whatever was reserved)
         move.finish_step(StepState.SUCCEEDED)
-        self._enter(move, SagaState.CONFIRMING if move.saga.paid else SagaState.AWAITING_PAYMENT, cause)
+        self._enter(move, SagaState.CONFIRMING if move.saga.paid else SagaState.AWAITING_PAYMENT)
         await self._save(connection, move)
 
-    async def stock_rejected(self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: str) -> None:
-        move = await lock_saga(connection, payload["order_id"])
+    async def stock_rejected(
+        self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: ReceivedEvent
+    ) -> None:
+        move = await lock_saga(connection, payload["order_id"], cause)
         if move is None or move.saga.state != SagaState.RESERVING:
             return
         reason = payload.get("reason") or "not enough stock"
         move.finish_step(StepState.FAILED, reason)
         # Stock reserves all items or none; releasing anyway undoes any partial reservation a participant made.
-        self._release(move, SagaState.REJECTED, reason, cause)
+        self._release(move, SagaState.REJECTED, reason)
         await self._save(connection, move)
 
-    async def stock_released(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
-        move = await lock_saga(connection, order_id)
+    async def stock_released(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
+        move = await lock_saga(connection, order_id, cause)
         if move is None or move.saga.state != SagaState.RELEASING:
             return
         move.finish_step(StepState.SUCCEEDED)
         outcome = move.saga.release_outcome or SagaState.CANCELLED
-        self._enter(move, outcome, cause)
+        self._enter(move, outcome)
         if outcome == SagaState.REJECTED:
-            _tell_orders(move, SAGA_REJECTED, cause, reason=move.saga.reason)
+            _tell_orders(move, SAGA_REJECTED, reason=move.saga.reason)
         elif outcome == SagaState.EXPIRED:
-            _tell_orders(move, SAGA_EXPIRED, cause)
+            _tell_orders(move, SAGA_EXPIRED)
         await self._save(connection, move)
 
-    async def stock_confirmed(self, connection: BaseDBAsyncClient, order_id: str, cause: str) -> None:
-        move = await lock_saga(connection, order_id)
+    async def stock_confirmed(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
+        move = await lock_saga(connection, order_id, cause)
         if move is None or move.saga.state != SagaState.CONFIRMING:
             return
         move.finish_step(StepState.SUCCEEDED)
-        self._enter(move, SagaState.COMPLETED, cause)
+        self._enter(move, SagaState.COMPLETED)
         await self._save(connection, move)
 
     # --- deadlines and retries -----------------------------------------------------------------------------------
@@ -140,7 +143,7 @@ class Orchestrator:
         """An admin's retry of a FAILED saga (locked by the caller, `lock_saga`): the failed step starts over."""
         resume_in = move.saga.failed_in or SagaState.RESERVING
         move.saga.failed_in = None
-        self._enter(move, resume_in, cause=None)
+        self._enter(move, resume_in)
         await self._save(connection, move)
 
     # --- moving ----------------------------------------------------------------------------------------------------
@@ -157,7 +160,7 @@ class Orchestrator:
         if saga.state == SagaState.AWAITING_PAYMENT:
             self.metrics.deadlines.labels("payment").inc()
             move.finish_step(StepState.ABANDONED, "payment deadline passed")
-            self._release(move, SagaState.EXPIRED, "payment deadline passed", cause=None)
+            self._release(move, SagaState.EXPIRED, "payment deadline passed")
         elif saga.state not in COMMAND_OF_STATE or step is None:
             saga.due_at = None
         elif step.attempts >= self.timing.step_max_attempts:
@@ -169,13 +172,13 @@ class Orchestrator:
             self.metrics.failed.inc()
         else:
             self.metrics.deadlines.labels("step").inc()
-            self._send_command(move, cause=None)
+            self._send_command(move)
 
-    def _release(self, move: Move, outcome: SagaState, reason: str, cause: str | None) -> None:
+    def _release(self, move: Move, outcome: SagaState, reason: str) -> None:
         move.saga.release_outcome, move.saga.reason, move.saga.failed_in = outcome, reason, None
-        self._enter(move, SagaState.RELEASING, cause)
+        self._enter(move, SagaState.RELEASING)
 
-    def _enter(self, move: Move, state: SagaState, cause: str | None) -> None:
+    def _enter(self, move: Move, state: SagaState) -> None:
         saga = move.saga
         saga.state = state
         saga.due_at = None
@@ -185,9 +188,9 @@ class Orchestrator:
             move.start_step(StepName.AWAIT_PAYMENT)
         if state in COMMAND_OF_STATE:
             move.start_step(COMMAND_OF_STATE[state][0])
-            self._send_command(move, cause)
+            self._send_command(move)
 
-    def _send_command(self, move: Move, cause: str | None) -> None:
+    def _send_command(self, move: Move) -> None:
         """Send (or send again) the running step's command; its reply is due within the step timeout, doubling
         per try."""
         saga, step = move.saga, move.step
@@ -195,7 +198,7 @@ class Orchestrator:
         payload: dict[str, Any] = {"order_id": str(saga.order_id)}
         if command == RESERVE_STOCK:
             payload["items"] = saga.items
-        event = Event(STOCK_COMMANDS, command, "order", str(saga.order_id), payload, causation_id=cause)
+        event = Event(STOCK_COMMANDS, command, "order", str(saga.order_id), payload, causation_id=move.cause_id)
         move.emit(event)
         step.attempts += 1
         step.command_id = event.id
@@ -210,7 +213,7 @@ def _cancellable(saga: Saga) -> bool:
     return saga.state in moving or (saga.state == SagaState.FAILED and saga.failed_in in moving)
 
 
-def _tell_orders(move: Move, event_type: str, cause: str | None, **details: Any) -> None:
+def _tell_orders(move: Move, event_type: str, **details: Any) -> None:
     saga = move.saga
     payload = {"order_id": str(saga.order_id), **{k: v for k, v in details.items() if v is not None}}
-    move.emit(Event(SAGA_EVENTS, event_type, "order", str(saga.order_id), payload, cause))
+    move.emit(Event(SAGA_EVENTS, event_type, "order", str(saga.order_id), payload, move.cause_id))

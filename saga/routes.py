@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 from common.auth import authenticated, require_role
 from common.errors import Conflict, NotFound
 from common.validation import Schema, query_args
-from saga.models import Saga, SagaState, SagaStep
+from saga.models import Saga, SagaMessage, SagaState, SagaStep
 from saga.moves import lock_saga
 from saga.views import saga_view
 
@@ -46,12 +46,13 @@ async def list_sagas(request: Request) -> HTTPResponse:
 @openapi.secured("bearer")
 @authenticated
 async def inspect(request: Request, order_id: str) -> HTTPResponse:
-    """The saga of an order: its state and every step with times, attempts and errors (owner or admin)."""
+    """The saga of an order: its state, every step with times, attempts and errors, and the messages that moved
+    it and that it sent, with their event ids (owner or admin)."""
     saga = await Saga.get_or_none(order_id=_order_id(order_id))
     principal = request.ctx.principal
     if saga is None or not (principal.is_admin or principal.user_id == saga.user_id):
         raise NotFound(f"No saga for order {order_id}")
-    return json(saga_view(saga, await SagaStep.filter(saga_id=saga.order_id).order_by("id")))
+    return json(await _full_view(saga))
 
 
 @sagas.post("/<order_id:str>/retry")
@@ -67,5 +68,9 @@ async def retry(request: Request, order_id: str) -> HTTPResponse:
         if saga.state != SagaState.FAILED:
             raise Conflict(f"Only a FAILED saga can be retried; this one is {saga.state.value}", state=saga.state)
         await request.app.ctx.orchestrator.retry(connection, move)
+    return json(await _full_view(saga))
+
+
+async def _full_view(saga: Saga) -> dict:
     steps = await SagaStep.filter(saga_id=saga.order_id).order_by("id")
-    return json(saga_view(saga, steps))
+    return saga_view(saga, steps, await SagaMessage.filter(saga_id=saga.order_id).order_by("id"))

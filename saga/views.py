@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from saga.models import Saga, SagaStep
+from saga.models import Saga, SagaMessage, SagaStep
 
 
 def _time(value: datetime | None) -> str | None:
@@ -17,10 +17,22 @@ def step_view(step: SagaStep) -> dict:
         "started_at": _time(step.started_at),
         "finished_at": _time(step.finished_at),
         "error": step.error,
+        "command_id": str(step.command_id) if step.command_id else None,  # the event id of its last command
     }
 
 
-def saga_view(saga: Saga, steps: list[SagaStep] | None = None) -> dict:
+def message_view(message: SagaMessage) -> dict:
+    return {
+        "direction": message.direction,
+        "event_id": str(message.event_id),
+        "event_type": message.event_type,
+        "topic": message.topic,
+        "causation_id": str(message.causation_id) if message.causation_id else None,
+        "at": _time(message.at),
+    }
+
+
+def saga_view(saga: Saga, steps: list[SagaStep] | None = None, messages: list[SagaMessage] | None = None) -> dict:
     view = {
         "order_id": str(saga.order_id),
         "user_id": str(saga.user_id),
@@ -33,4 +45,6 @@ def saga_view(saga: Saga, steps: list[SagaStep] | None = None) -> dict:
     }
     if steps is not None:
         view["steps"] = [step_view(step) for step in steps]
+    if messages is not None:
+        view["messages"] = [message_view(message) for message in messages]
     return view

@@ -1131,76 +1131,22 @@ function stepsCard(saga) {
   );
 }
 
-// The messages of the saga. The API returns no message log (GET /sagas/{order_id} has neither the commands' nor
-// the replies' event ids): unless it does (`messages`, or `command_id` on a step), they are derived from the steps.
-function derivedMessages(saga) {
-  const steps = saga.steps ?? [];
-  const messages = [];
-  if (steps.length) {
-    messages.push({ direction: "received", type: "order.placed", topic: "order-events", at: saga.created_at });
-  }
-  steps.forEach((step, index) => {
-    const info = STEPS[step.step] ?? {};
-    const following = steps[index + 1];
-    if (info.command) {
-      messages.push({
-        direction: "sent",
-        type: info.command,
-        topic: "stock-commands",
-        at: step.started_at,
-        sends: step.attempts,
-        eventId: step.command_id ?? null,
-      });
-      if (step.state === "succeeded") {
-        messages.push({ direction: "received", type: info.reply, topic: "stock-replies", at: step.finished_at });
-      } else if (step.state === "failed" && following?.step === "release") {
-        messages.push({
-          direction: "received",
-          type: "stock.rejected",
-          topic: "stock-replies",
-          at: step.finished_at,
-          note: step.error,
-        });
-      } else if (step.state === "failed") {
-        messages.push({ direction: "none", type: step.error ?? "no reply", at: step.finished_at });
-      } else if (step.state === "running") {
-        messages.push({ direction: "none", type: `awaiting ${info.reply}`, at: null });
-      }
-    }
-    if (step.state === "abandoned" && step.error === "the order was cancelled") {
-      messages.push({ direction: "received", type: "order.cancelled", topic: "order-events", at: step.finished_at });
-    } else if (step.step === "await_payment" && step.state === "succeeded") {
-      messages.push({ direction: "received", type: "order.paid", topic: "order-events", at: step.finished_at });
-    } else if (step.step === "await_payment" && step.state === "abandoned") {
-      messages.push({ direction: "none", type: "payment deadline", at: step.finished_at, note: step.error });
-    } else if (step.step === "await_payment" && step.state === "running") {
-      messages.push({ direction: "none", type: "awaiting order.paid or order.cancelled", at: null });
-    }
-  });
-  if (saga.state === "REJECTED" || saga.state === "EXPIRED") {
-    const type = saga.state === "REJECTED" ? "saga.rejected" : "saga.expired";
-    messages.push({ direction: "sent", type, topic: "saga-events", at: saga.updated_at });
-  }
-  return messages;
-}
-
-function apiMessages(saga) {
-  return saga.messages.map((message) => ({
-    direction: message.direction ?? (message.topic === "stock-commands" ? "sent" : "received"),
-    type: message.event_type ?? message.type,
-    topic: message.topic ?? "",
-    at: message.occurred_at ?? message.at ?? null,
-    eventId: message.event_id ?? null,
-    causationId: message.causation_id ?? null,
+// The saga's message log (GET /sagas/{order_id}: `messages`): what moved it, and what it sent.
+function logMessages(saga) {
+  return (saga.messages ?? []).map((message) => ({
+    direction: message.direction,
+    type: message.event_type,
+    topic: message.topic,
+    at: message.at,
+    eventId: message.event_id,
+    causationId: message.causation_id,
   }));
 }
 
 function messagesCard(saga) {
-  const fromApi = Array.isArray(saga.messages);
-  const messages = fromApi ? apiMessages(saga) : derivedMessages(saga);
+  const messages = logMessages(saga);
   const start = ms(saga.created_at);
-  const arrows = { sent: "→", received: "←", none: "·" };
-  const words = { sent: "sent", received: "received", none: "" };
+  const arrows = { sent: "→", received: "←" };
   return h(
     "section",
     { class: "card", "aria-labelledby": "messages-title" },
@@ -1242,44 +1188,23 @@ function messagesCard(saga) {
               "span",
               { class: `dir dir-${message.direction}` },
               h("span", { class: "dir-arrow", "aria-hidden": "true" }, arrows[message.direction]),
-              words[message.direction],
+              message.direction,
             ),
           ),
+          h("td", null, h("span", { class: "msg-type" }, message.type)),
+          h("td", { class: "muted" }, message.topic),
           h(
             "td",
             null,
-            h("span", { class: message.direction === "none" ? "muted" : "msg-type" }, message.type),
-            message.sends > 1 ? h("span", { class: "times" }, ` × ${message.sends} sends`) : null,
-            message.note ? h("div", { class: "times" }, message.note) : null,
-          ),
-          h("td", { class: "muted" }, message.topic ?? ""),
-          h(
-            "td",
-            null,
-            message.eventId
-              ? h("code", { class: "event-id" }, message.eventId)
-              : h(
-                  "span",
-                  { class: "faint", title: "Not in the API's response" },
-                  message.direction === "none" ? "" : "—",
-                ),
+            h(
+              "code",
+              { class: "event-id", title: message.causationId ? `caused by ${message.causationId}` : "" },
+              message.eventId,
+            ),
           ),
         ),
       ),
     ),
-    fromApi
-      ? null
-      : h(
-          "div",
-          { class: "card-body" },
-          h(
-            "p",
-            { class: "card-note" },
-            "Derived from the steps' states and times: ",
-            h("code", null, "GET /api/v1/sagas/{order_id}"),
-            " does not return the saga's messages, so their event ids (and causation ids) are not shown.",
-          ),
-        ),
   );
 }
 

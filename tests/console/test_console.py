@@ -280,7 +280,10 @@ async def test_an_admin_retries_a_failed_saga(
     await expect(page.locator(".saga-reason")).to_have_text("no reply from stock after 2 attempts")
     await expect(step_row(page, "reserve")).to_have_attribute("data-step-state", "failed")
     await expect(step_row(page, "reserve")).to_contain_text("2 attempts")
-    await expect(page.locator("tr[data-message='stock.reserve']")).to_contain_text("\u00d7 2 sends")
+    sends = page.locator("tr[data-message='stock.reserve'][data-direction='sent']")
+    await expect(sends).to_have_count(2)  # the command, and its resend at the step's timeout: each its own event id
+    ids = await sends.locator(".event-id").all_inner_texts()
+    assert len(set(ids)) == 2 and all(len(event_id) == 36 for event_id in ids)
 
     await page.get_by_role("button", name="Retry the failed step").click()
     await expect(page.locator(".notice-success")).to_contain_text("Retry started")

@@ -8,6 +8,7 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from common.consumer import ReceivedEvent
 from common.tokens import TokenIssuer
 from saga.app import create_saga_app
 from saga.models import Saga
@@ -41,10 +42,15 @@ def orchestrator(payment_timeout: float = 900, step_timeout: float = 10, step_ma
     return Orchestrator(Timing(payment_timeout, step_timeout, step_max_attempts))
 
 
+def cause(event_type: str = "test.message", topic: str = "test-topic") -> ReceivedEvent:
+    """A message for a move to answer, as the consumer hands it over."""
+    return ReceivedEvent(uuid.uuid4(), event_type, "", {}, None, None, topic, 0, 0)
+
+
 async def run(method, *arguments: Any) -> None:
     """One orchestrator call in its own transaction, as a consumer runs it."""
     async with in_transaction("saga") as connection:
-        await method(connection, *arguments, str(uuid.uuid4()))
+        await method(connection, *arguments, cause())
 
 
 async def place(saga_orchestrator: Orchestrator, user_id: int = 7) -> str:

@@ -1,9 +1,12 @@
 """GET /api/v1/sagas/{order_id} (owner or admin), GET /api/v1/sagas (admin), POST .../retry (admin)."""
 
 import asyncio
+import uuid
+
+from tortoise.transactions import in_transaction
 
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import orchestrator, place, run
+from tests.saga.conftest import cause, orchestrator, place, run
 
 
 def bearer(issuer, user_id: int, role: str) -> dict[str, str]:
@@ -60,3 +63,30 @@ async def test_admin_retries_a_failed_saga(client, issuer):
     again = await client.post(f"/api/v1/sagas/{order_id}/retry", headers=admin)
     assert again.status_code == 409
     assert (await client.post(f"/api/v1/sagas/{order_id}/retry", headers=bearer(issuer, 7, "user"))).status_code == 403
+
+
+async def test_the_messages_that_moved_the_saga_and_those_it_sent(client, issuer):
+    saga = orchestrator()
+    order_id = str(uuid.uuid4())
+    placed = cause("order.placed", "order-events")
+    payload = {"order_id": order_id, "user_id": "7", "items": [{"product_id": "p-1", "quantity": 1}]}
+    async with in_transaction("saga") as connection:
+        await saga.order_placed(connection, payload, placed)
+    reserved = cause("stock.reserved", "stock-replies")
+    async with in_transaction("saga") as connection:
+        await saga.stock_reserved(connection, order_id, reserved)
+    async with in_transaction("saga") as connection:
+        await saga.stock_reserved(connection, order_id, cause("stock.reserved", "stock-replies"))  # a duplicate
+
+    body = (await client.get(f"/api/v1/sagas/{order_id}", headers=bearer(issuer, 7, "user"))).json()
+    logged = [(m["direction"], m["event_type"], m["topic"]) for m in body["messages"]]
+    assert logged == [
+        ("received", "order.placed", "order-events"),
+        ("sent", "stock.reserve", "stock-commands"),
+        ("received", "stock.reserved", "stock-replies"),  # the duplicate moved nothing: not logged
+    ]
+    received, command = body["messages"][0], body["messages"][1]
+    assert received["event_id"] == str(placed.id)
+    assert command["causation_id"] == str(placed.id)
+    assert command["event_id"] == body["steps"][0]["command_id"]
+    assert body["messages"][2]["event_id"] == str(reserved.id)

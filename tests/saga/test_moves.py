@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 
 from saga.models import Saga, SagaState, SagaStep
 from saga.moves import lock_due_sagas
-from tests.saga.conftest import ITEMS, commands, orchestrator, place, run, saga_of
+from tests.saga.conftest import ITEMS, cause, commands, orchestrator, place, run, saga_of
 
 
 class Recorded:
@@ -35,7 +35,7 @@ async def statements_of(method, *arguments: Any) -> list[str]:
     """The statements of one orchestrator call, in its own transaction as a consumer runs it."""
     async with in_transaction("saga") as connection:
         recorded = Recorded(connection)
-        await method(recorded, *arguments, str(uuid.uuid4()))
+        await method(recorded, *arguments, cause())
     return recorded.statements
 
 
@@ -55,7 +55,7 @@ async def held_open(method, *arguments: Any) -> AsyncIterator[None]:
 
     async def move() -> None:
         async with in_transaction("saga") as connection:
-            await method(connection, *arguments, str(uuid.uuid4()))
+            await method(connection, *arguments, cause())
             done.set()
             await finish.wait()
 
@@ -83,10 +83,10 @@ async def waits_for_a_lock() -> None:
 
 
 async def test_a_new_saga_is_one_statement(client):
-    saga, order_id, cause = orchestrator(), str(uuid.uuid4()), str(uuid.uuid4())
+    saga, order_id, placing = orchestrator(), str(uuid.uuid4()), cause()
     async with in_transaction("saga") as connection:
         recorded = Recorded(connection)
-        await saga.order_placed(recorded, placed(order_id), cause)
+        await saga.order_placed(recorded, placed(order_id), placing)
     assert len(recorded.statements) == 1
     created = await saga_of(order_id)
     assert (created.state, created.user_id, created.paid) == (SagaState.RESERVING, 7, False)
@@ -96,7 +96,7 @@ async def test_a_new_saga_is_one_statement(client):
     (command,) = await connections.get("saga").execute_query_dict(
         "SELECT id, headers->>'causation_id' AS cause FROM outbox WHERE aggregate_id = $1", [order_id]
     )
-    assert (command["id"], command["cause"]) == (step.command_id, cause)
+    assert (command["id"], command["cause"]) == (step.command_id, str(placing.id))
     assert step.started_at == created.created_at
 
 

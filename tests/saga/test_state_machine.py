@@ -6,7 +6,7 @@ from tortoise.transactions import in_transaction
 
 from saga.models import SagaState
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import commands, orchestrator, place, run, saga_of
+from tests.saga.conftest import cause, commands, orchestrator, place, run, saga_of
 
 RESERVE = {"order_id": None, "items": [{"product_id": "p-1", "quantity": 1}, {"product_id": "p-2", "quantity": 2}]}
 
@@ -106,7 +106,7 @@ async def test_duplicates_change_nothing(client):
     saga = orchestrator()
     order_id = await place(saga)
     async with in_transaction("saga") as connection:  # the same order placed again, under another event id
-        await saga.order_placed(connection, {"order_id": order_id, "user_id": "7", "items": []}, "other")
+        await saga.order_placed(connection, {"order_id": order_id, "user_id": "7", "items": []}, cause())
     await run(saga.stock_reserved, order_id)
     await run(saga.stock_reserved, order_id)
     await run(saga.stock_released, order_id)  # a reply that does not fit the state
