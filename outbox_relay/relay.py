@@ -83,6 +83,7 @@ class Relay:
                     while await self.drain_once(outbox) == self.settings.relay_batch_size:
                         pass
             await outbox.wait_for_events(self.settings.relay_poll_interval)
+            await asyncio.sleep(self.settings.relay_linger_ms / 1000)  # let the rows committing now join in
 
     async def drain_once(self, outbox: OutboxSource) -> int:
         """Publish one batch; returns how many records it held (0 when the outbox is drained)."""
