@@ -227,13 +227,16 @@ class EventConsumer:
                 log.warning("consumer %s cannot fetch: %s", self.name, error)
                 await asyncio.sleep(1)
                 continue
+            applied: dict[TopicPartition, int] = {}  # the next offset of each partition, past what was applied
             for partition, records in batches.items():
                 if self._stopping:
                     break
                 done = await self._process_batch(records)
                 if done is not None:
-                    await self._commit(partition, done + 1)
+                    applied[partition] = done + 1
                     self._observe_lag(partition, done + 1)
+            if applied:  # one commit request for the whole fetch, not one per partition
+                await self._commit(applied)
 
     def _observe_lag(self, partition: TopicPartition, next_offset: int) -> None:
         assert self._kafka is not None
@@ -242,16 +245,16 @@ class EventConsumer:
             lag = max(highwater - next_offset, 0)
             self.metrics.lag.labels(self.name, partition.topic, str(partition.partition)).set(lag)
 
-    async def _commit(self, partition: TopicPartition, offset: int) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._kafka is not None
         try:
             # aiokafka retries a retriable commit error without end (tansu, restarted with memory storage, answers
             # UnknownTopicOrPartition for good): bounded, so that the consumer keeps consuming.
-            await asyncio.wait_for(self._kafka.commit({partition: offset}), self.commit_timeout)
+            await asyncio.wait_for(self._kafka.commit(offsets), self.commit_timeout)
         except (CommitFailedError, KafkaError, TimeoutError) as error:
-            # The partition moved to another member, or the broker would not take the commit: it redelivers
-            # from the last commit; the inbox dedups. A later commit of the partition covers this one.
-            log.warning("consumer %s could not commit %s@%d: %r", self.name, partition, offset, error)
+            # A partition moved to another member, or the broker would not take the commit: it redelivers from
+            # the last commit; the inbox dedups. A later commit of the partition covers this one.
+            log.warning("consumer %s could not commit %s: %r", self.name, offsets, error)
 
     async def _process_batch(self, records: list[ConsumerRecord]) -> int | None:
         """Apply one partition's fetched records in one transaction, or one at a time if that fails; the offset
