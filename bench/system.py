@@ -30,7 +30,7 @@ from tests.cluster import ADMIN, Cluster, eventually, new_customer, sign_in
 
 ADDRESS = {"line1": "1 Bench Street", "city": "Benchville", "state": "BN", "postal_code": "1", "country": "Bench"}
 PRODUCTS = 100
-RATES = (10, 25, 50, 100)
+RATES = (10, 25, 50, 100, 200)
 
 CEILING_DDL = """
 CREATE TABLE IF NOT EXISTS orders (

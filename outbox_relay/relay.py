@@ -63,7 +63,7 @@ class Relay:
 
     async def run(self) -> None:
         """Drain every outbox until cancelled."""
-        loops = [self._keep_draining(outbox) for outbox in self.outboxes for _ in range(self.settings.relay_workers)]
+        loops = [self._keep_draining(outbox) for outbox in self.outboxes]
         loops += [self._keep_purging(), self._keep_gauges_fresh()]
         await asyncio.gather(*loops)
 
@@ -78,12 +78,27 @@ class Relay:
             ):
                 with attempt:
                     await outbox.open()  # the service may not have created its database yet
-                    # A batch that is not full emptied the outbox (of what no other relay holds): rows that
-                    # commit after it come with a notification. No extra claim just to find it empty.
-                    while await self.drain_once(outbox) == self.settings.relay_batch_size:
-                        pass
+                    await self._drain(outbox)
             await outbox.wait_for_events(self.settings.relay_poll_interval)
             await asyncio.sleep(self.settings.relay_linger_ms / 1000)  # let the rows committing now join in
+
+    async def _drain(self, outbox: OutboxSource) -> None:
+        """Claim until the outbox is empty. A batch that is not full emptied it (of what no other relay holds): rows
+        that commit after it come with a notification, so no claim is made just to find it empty. A full batch
+        means a backlog: RELAY_WORKERS loops then claim side by side (one publishes while another claims)."""
+        if await self.drain_once(outbox) < self.settings.relay_batch_size:
+            return
+        loops = [asyncio.create_task(self._drain_backlog(outbox)) for _ in range(self.settings.relay_workers)]
+        try:
+            await asyncio.gather(*loops)
+        finally:  # one failed: the others stop too, and the retry starts over
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    async def _drain_backlog(self, outbox: OutboxSource) -> None:
+        while await self.drain_once(outbox) == self.settings.relay_batch_size:
+            pass
 
     async def drain_once(self, outbox: OutboxSource) -> int:
         """Publish one batch; returns how many records it held (0 when the outbox is drained)."""

@@ -9,7 +9,7 @@ class RelaySettings(ServiceSettings):
     # The MongoDB database whose `outbox` collection the relay drains (catalog_svc), e.g. mongodb://host/catalog.
     outbox_mongo_url: str | None = None
     relay_batch_size: int = Field(500, gt=0)
-    relay_workers: int = Field(2, gt=0)  # concurrent drain loops per outbox (and per relay instance)
+    relay_workers: int = Field(2, gt=0)  # drain loops per outbox while it has a backlog (per relay instance)
     relay_poll_interval: float = Field(5.0, gt=0)  # fallback when no NOTIFY arrives (the commit wakes the relay)
     # Milliseconds to wait after a wake-up before claiming, so that rows committing meanwhile share the claim and
     # the produce request (as Kafka's linger.ms): fewer round trips per event under load, this much more latency.
