@@ -2,9 +2,12 @@
 process so that a test can kill one (SIGKILL) and start it again, as a crash and a restart would."""
 
 import asyncio
+import os
 import shutil
+import signal
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -75,19 +78,50 @@ class Cluster:
         """SIGKILL: no shutdown hook runs, nothing is flushed, as in a crash."""
         self.processes[name].kill()
 
+    def pause(self, name: str) -> None:
+        """SIGSTOP: the process (group) freezes where it is, its connections left open, until `resume`."""
+        os.killpg(self.processes[name].process.pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.killpg(self.processes[name].process.pid, signal.SIGCONT)
+
     async def restart(self, name: str) -> None:
         await asyncio.to_thread(self.processes[name].start)
         await self.wait_ready(name)
 
     def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):  # services first, the servers last
-            process.stop()
+        """The services and the gateway all at once (each takes about a second to leave), then the servers."""
+        servers = [name for name in self.processes if self.parts[name].infrastructure]
+        services = [process for name, process in self.processes.items() if name not in servers]
+        with ThreadPoolExecutor(max(len(services), 1)) as pool:
+            list(pool.map(ServerProcess.stop, services))
+        for name in reversed(servers):
+            self.processes[name].stop()
         shutil.rmtree(self.postgres_data, ignore_errors=True)  # in self.directory, or (as root) nobody's own
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def instances(self, package: str) -> list[str]:
+        """The process names of `package`: `["saga"]` with one instance, `["saga.1", "saga.2"]` with two."""
+        names = [name for name in self.processes if _package_of(name) == package]
+        if not names:
+            raise KeyError(f"no process runs {package}")
+        return names
+
+    def env_of(self, package: str) -> dict[str, str]:
+        """The environment the plan gives `package`'s processes, whatever the scale (its instances differ only in
+        PORT), e.g. `env_of("outbox_relay")["OUTBOX_MONGO_URL"]`."""
+        return self.parts[self.instances(package)[0]].env
+
     def database_url(self, variable: str) -> str:
         """A service's database URL, e.g. `STOCK_DATABASE_URL` (for checking invariants in the database)."""
-        return next(part.env[variable] for part in self.parts.values() if variable in part.env)
+        packages = dict.fromkeys(_package_of(name) for name in self.processes)
+        return next(env[variable] for env in map(self.env_of, packages) if variable in env)
+
+
+def _package_of(name: str) -> str:
+    """`saga.2` -> `saga`; a single instance is named after its package (`saga`, `postgres`, `gateway`)."""
+    package, _, instance = name.rpartition(".")
+    return package if package and instance.isdigit() else name
 
 
 async def sign_in(client: httpx.AsyncClient, form: dict[str, str]) -> dict[str, str]:

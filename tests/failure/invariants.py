@@ -191,7 +191,7 @@ class Snapshot:
         )
 
     async def _read_catalog(self, cluster: Cluster) -> None:
-        url = cluster.parts["outbox_relay"].env.get("OUTBOX_MONGO_URL")
+        url = cluster.env_of("outbox_relay").get("OUTBOX_MONGO_URL")
         if not url:
             return
         client = AsyncMongoClient(url, serverSelectionTimeoutMS=10_000)
