@@ -2,11 +2,13 @@
 process so that a test can kill one (SIGKILL) and start it again, as a crash and a restart would."""
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,6 +86,20 @@ class Cluster:
 
     def resume(self, name: str) -> None:
         os.killpg(self.processes[name].process.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def relays_paused(self) -> Iterator[None]:
+        """Every relay instance paused for the block. Orders placed meanwhile all race for stock in the saga:
+        without it, the first reservations' stock-updated events reach order_svc's stock view while later orders
+        still arrive, and it refuses those at once (409, as designed) instead of letting them race."""
+        relays = self.instances("outbox_relay")
+        for relay in relays:
+            self.pause(relay)
+        try:
+            yield
+        finally:
+            for relay in relays:
+                self.resume(relay)
 
     async def restart(self, name: str) -> None:
         await asyncio.to_thread(self.processes[name].start)

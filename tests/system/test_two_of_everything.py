@@ -98,22 +98,14 @@ async def test_exactly_the_stock_is_reserved(cluster: Cluster, api: httpx.AsyncC
     """100 concurrent one-unit orders for 10 units, placed through both order_svc instances and reserved by both
     saga and stock_svc instances: exactly 10 reserve, 90 are rejected, nothing is oversold.
 
-    The relays are paused (SIGSTOP) while the orders are placed and resumed once all 100 are: otherwise the first
-    reservations' stock-updated events reach order_svc's stock view while the later orders are still arriving, and
-    it refuses those at once (409, as designed) instead of letting them race. Held back, all 100 order.placed
-    events reach the two saga instances together, and their 100 reservations race in the two stock_svc instances."""
+    The relays are paused while the orders are placed (`Cluster.relays_paused`): all 100 order.placed events then
+    reach the two saga instances together, and their 100 reservations race in the two stock_svc instances."""
     product_id = await create_product(api, admin, quantity=10)
     customer = await new_customer(api, email("racer"))
-    relays = cluster.instances("outbox_relay")
-    for relay in relays:
-        cluster.pause(relay)
-    try:
+    with cluster.relays_paused():
         placed = await asyncio.gather(
             *(api.post("/orders/", json=order_body(product_id), headers=customer) for _ in range(100))
         )
-    finally:
-        for relay in relays:
-            cluster.resume(relay)
     assert [response.status_code for response in placed] == [201] * 100
     order_ids = [response.json()["_id"] for response in placed]
 
