@@ -1,5 +1,6 @@
 """The whole system under a native load generator (wrk), with the cost of an order per process:
 
+- first event: right after the stack reports ready, the first product created until its inventory exists;
 - gateway: the same small GET (the JWKS document) straight to user_svc and through the gateway (Caddy): the ratio;
 - idle: CPU of every process of the stack at rest;
 - orders: wrk placing orders through the gateway for a while; end to end = orders accepted AND their sagas in
@@ -30,7 +31,7 @@ from bench.environment import RESULTS, machine
 from bench.processes import cpu_between, sample
 from bench.system import Bench
 from common.database import asyncpg_dsn
-from tests.cluster import Cluster, eventually
+from tests.cluster import ADMIN, Cluster, eventually, sign_in
 
 ORDER_SCRIPT = """
 wrk.method = "POST"
@@ -171,6 +172,19 @@ def _statements_by_database(log: Path, start: int) -> Counter:
     return counts
 
 
+async def first_event(api: httpx.AsyncClient) -> dict:
+    """Right after every process reports ready: seconds from creating the first product (catalog_svc) until its
+    inventory exists (stock_svc consumed product.created): the first event's hop, consumer groups already joined."""
+    admin = await sign_in(api, ADMIN)
+    body = {"name": "First", "description": "", "category": "Bench", "price": 10.0, "quantity": 10}
+    started = time.monotonic()
+    product_id = (await api.post("/products/", json=body, headers=admin)).json()["_id"]
+    await eventually(
+        lambda: api.get(f"/inventory/{product_id}", headers=admin), lambda r: r.status_code == 200, interval=0.01
+    )
+    return {"product_to_inventory_seconds": round(time.monotonic() - started, 3)}
+
+
 async def main(seconds: float) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("bench.http needs wrk: apt-get install wrk (Debian/Ubuntu), or your system's package")
@@ -178,11 +192,13 @@ async def main(seconds: float) -> dict:
     limits = httpx.Limits(max_connections=50)
     try:
         async with httpx.AsyncClient(base_url=cluster.api, timeout=60, limits=limits) as api:
+            result = {"benchmark": "http (wrk)", "machine": machine(), "seconds_per_measurement": seconds}
+            result["first_event_after_ready"] = await first_event(api)
+            print("first event", json.dumps(result["first_event_after_ready"]))
             bench = Bench(cluster, api, seconds)
             await bench.prepare()
             measure = HttpBench(cluster, bench, seconds)
             await asyncio.sleep(5)  # the preparation's backlog settles
-            result = {"benchmark": "http (wrk)", "machine": machine(), "seconds_per_measurement": seconds}
             result["idle"] = await asyncio.to_thread(measure.idle)
             print("idle", json.dumps(result["idle"], indent=2))
             result["gateway"] = await asyncio.to_thread(measure.gateway_ratio)

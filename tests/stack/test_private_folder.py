@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from stack import infra
 from stack.infra import (
@@ -59,6 +60,20 @@ def binaries(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return chosen
 
 
+async def connect_when_ready(url: str, timeout: float = 30.0) -> asyncpg.Connection:
+    """A connection once PostgreSQL accepts them: its port opens while it still starts up (or recovers), and
+    then it answers "the database system is starting up"."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(asyncpg.CannotConnectNowError),
+        wait=wait_fixed(0.1),
+        stop=stop_after_delay(timeout),
+        reraise=True,
+    ):
+        with attempt:
+            return await asyncpg.connect(url)
+    raise AssertionError("unreachable")
+
+
 def start(requested: Path) -> tuple[ServerProcess, str]:
     port = free_port()
     command = postgres_command(requested, port, durable=True)
@@ -80,7 +95,7 @@ async def test_the_cluster_lives_with_nobody_and_persists(private_folder: Path, 
     server, url = start(requested)
     assert str(binaries / "postgres") in server.command
     try:
-        connection = await asyncpg.connect(url)
+        connection = await connect_when_ready(url)
         await connection.execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('first run')")
         await connection.close()
     finally:
@@ -91,7 +106,7 @@ async def test_the_cluster_lives_with_nobody_and_persists(private_folder: Path, 
     assert (cluster / "PG_VERSION").stat().st_mtime_ns == initialised
     server, url = start(requested)
     try:
-        connection = await asyncpg.connect(url)
+        connection = await connect_when_ready(url)
         assert await connection.fetchval("SELECT note FROM kept") == "first run"
         await connection.close()
     finally:
