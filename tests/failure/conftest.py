@@ -7,7 +7,6 @@ temporary directory (the path is kept in the report, and printed for a failed sc
 session the report is written (tests/failure/report.py) and printed as a table.
 """
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from tests.cluster import ADMIN, Cluster, sign_in
 from tests.failure.report import FailureReport, ScenarioReport
-from tests.failure.support import RUNNING
+from tests.failure.support import cancel_leftover_load
 
 SERVICE_ENV = {"SAGA_TIMER_INTERVAL": "0.1"}
 
@@ -91,10 +90,7 @@ async def admin(api: httpx.AsyncClient) -> dict[str, str]:
 async def no_load_left_behind() -> AsyncIterator[None]:
     """A scenario that failed half-way may leave a burst running: stop it before the next one."""
     yield
-    leftovers = list(RUNNING)
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
+    await cancel_leftover_load()
 
 
 @pytest.fixture

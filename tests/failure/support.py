@@ -21,6 +21,14 @@ from tests.failure.report import ScenarioReport
 RUNNING: set[asyncio.Task] = set()
 
 
+async def cancel_leftover_load() -> None:
+    """Stop the bursts a test that failed half-way left running, before the next test."""
+    leftovers = list(RUNNING)
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
+
+
 def email(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
 

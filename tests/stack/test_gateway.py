@@ -81,16 +81,24 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[htt
             "/api/v1/binary": [users],
             "/api/v1/down": [f"http://127.0.0.1:{free_port()}"],  # nothing listens there
         }
-        directory = tmp_path_factory.mktemp("gateway")
-        port = free_port()
-        config = caddy_config(routes, "127.0.0.1", port, timeout=0.5, max_body_bytes=MAX_BODY, storage_dir=directory)
-        command = caddy_command(write_caddy_config(directory / "caddy.json", config))
-        caddy = await asyncio.to_thread(ServerProcess("caddy", command, port, directory / "caddy.log").start)
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
-                yield client
-        finally:
-            await asyncio.to_thread(caddy.stop)
+        async with caddy(routes, tmp_path_factory.mktemp("gateway"), timeout=0.5, max_body_bytes=MAX_BODY) as client:
+            yield client
+
+
+@asynccontextmanager
+async def caddy(
+    routes: dict[str, list[str]], directory: Path, timeout: float, max_body_bytes: int
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real Caddy configured as `make run` configures it for `routes`, and a client of it."""
+    port = free_port()
+    config = caddy_config(routes, "127.0.0.1", port, timeout, max_body_bytes, storage_dir=directory)
+    command = caddy_command(write_caddy_config(directory / "caddy.json", config))
+    server = await asyncio.to_thread(ServerProcess("caddy", command, port, directory / "caddy.log").start)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+            yield client
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 async def test_routes_by_longest_prefix_on_whole_segments(gateway: httpx.AsyncClient) -> None:

@@ -1,7 +1,6 @@
 """Several instances behind one route (STACK_SCALE): the real Caddy takes them in turn and leaves out one that is
 down, so a killed instance costs no failed request."""
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack.gateway import caddy_command, caddy_config, write_caddy_config
-from stack.infra import ServerProcess, free_port
-from tests.stack.test_gateway import echo_app, serving
+from stack.gateway import caddy_config
+from stack.infra import free_port
+from tests.stack.test_gateway import caddy, echo_app, serving
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +18,8 @@ async def balanced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ht
     async with serving(echo_app("first")) as first, serving(echo_app("second")) as second:
         dead = f"http://127.0.0.1:{free_port()}"  # an instance that was killed: nothing listens there
         routes = {"/api/v1/both": [first, second], "/api/v1/one_down": [first, dead]}
-        directory = tmp_path_factory.mktemp("balanced")
-        port = free_port()
-        config = caddy_config(routes, "127.0.0.1", port, timeout=5, max_body_bytes=1024, storage_dir=directory)
-        command = caddy_command(write_caddy_config(directory / "caddy.json", config))
-        caddy = await asyncio.to_thread(ServerProcess("caddy", command, port, directory / "caddy.log").start)
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
-                yield client
-        finally:
-            await asyncio.to_thread(caddy.stop)
+        async with caddy(routes, tmp_path_factory.mktemp("balanced"), timeout=5, max_body_bytes=1024) as client:
+            yield client
 
 
 async def test_instances_take_turns(balanced: httpx.AsyncClient) -> None:

@@ -27,8 +27,8 @@ from demo.walkthrough import Walkthrough
 from tests.cluster import Cluster, eventually, new_customer
 from tests.failure.report import ScenarioReport
 from tests.failure.support import (
-    RUNNING,
     Burst,
+    cancel_leftover_load,
     change_orders,
     check_invariants,
     email,
@@ -67,10 +67,7 @@ async def api(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
 async def no_load_left_behind() -> AsyncIterator[None]:
     """A test that failed half-way may leave a burst running: stop it before the next one."""
     yield
-    leftovers = list(RUNNING)
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
+    await cancel_leftover_load()
 
 
 def report(request: pytest.FixtureRequest, title: str) -> ScenarioReport:
