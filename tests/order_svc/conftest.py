@@ -147,6 +147,9 @@ async def outbox_events(event_type: str | None = None) -> list[dict]:
     return [{**row, "payload": json.loads(row["payload"]), "headers": json.loads(row["headers"])} for row in rows]
 
 
+NOTHING_WRITTEN = {"orders": 0, "order_items": 0, "outbox": 0}  # table_counts() of a refused request
+
+
 async def table_counts() -> dict[str, int]:
     """Rows in the tables a request may write."""
     counts = {}

@@ -7,6 +7,7 @@ from common.messages import PRODUCT_DELETED, PRODUCT_UPDATED
 from tests.order_svc.conftest import (
     CUSTOMER_ID,
     HEADPHONES,
+    NOTHING_WRITTEN,
     ORDERS,
     SHIPPING_ADDRESS,
     SMARTPHONE,
@@ -17,8 +18,6 @@ from tests.order_svc.conftest import (
     received,
     table_counts,
 )
-
-NOTHING_WRITTEN = {"orders": 0, "order_items": 0, "outbox": 0}
 
 
 def _without(mapping: dict, key: str) -> dict:

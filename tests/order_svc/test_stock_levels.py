@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from tests.order_svc.conftest import (
     CONSUMER,
     HEADPHONES,
+    NOTHING_WRITTEN,
     ORDERS,
     SMARTPHONE,
     deliver,
@@ -14,8 +15,6 @@ from tests.order_svc.conftest import (
     received,
     table_counts,
 )
-
-NOTHING_WRITTEN = {"orders": 0, "order_items": 0, "outbox": 0}
 
 
 def stock_updated(product: dict, stock: int, at: datetime | None = None):
