@@ -26,3 +26,11 @@ class RelayMetrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.stage = Histogram(
+            "relay_stage_seconds",
+            "Time of one batch in each stage: claim (the locking query), publish (until every acknowledgement),"
+            " mark (marking published and committing)",
+            ["outbox", "stage"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )

@@ -11,7 +11,6 @@ unpublished, so a transaction that commits late is published late, never skipped
 """
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 
 from common.database import PooledConnection, asyncpg_dsn
 from common.outbox import OUTBOX_CHANNEL
@@ -40,14 +40,19 @@ WITH heads AS (
     ORDER BY o.position
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), oldest AS (
+    -- The heads' rows are taken from the oldest unpublished rows only: joining the heads to the whole backlog
+    -- would read every row of their aggregates (42 ms for a batch of 500 out of 50,000, against 5 ms). These
+    -- rows are a prefix of every aggregate's unpublished rows, so each aggregate stays in order; four batches'
+    -- worth leaves a full batch even when other relays hold some of the oldest aggregates.
+    SELECT * FROM outbox WHERE published_at IS NULL ORDER BY position LIMIT 4 * $2
 )
 SELECT o.id::text, o.aggregate_type, o.aggregate_id, o.event_type, o.topic, o.payload::text AS payload,
        o.headers::text AS headers, o.created_at, o.attempts
-FROM outbox o JOIN heads USING (aggregate_type, aggregate_id),
+FROM oldest o JOIN heads USING (aggregate_type, aggregate_id),
      -- Losing the "published" marks in a crash only publishes those rows again (consumers dedup), so this
      -- transaction need not wait for its WAL flush: set here rather than by a statement of its own.
      (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit
-WHERE o.published_at IS NULL
 ORDER BY o.position
 LIMIT $2
 """
@@ -225,7 +230,7 @@ def _record(row: asyncpg.Record) -> OutboxRecord:
         event_type=row["event_type"],
         topic=row["topic"],
         payload=row["payload"],
-        headers=json.loads(row["headers"]),
+        headers=orjson.loads(row["headers"]),
         created_at=row["created_at"],
         attempts=row["attempts"],
     )

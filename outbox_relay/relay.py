@@ -4,6 +4,8 @@ import asyncio
 import logging
 import os
 import signal
+import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -103,9 +105,11 @@ class Relay:
     async def drain_once(self, outbox: OutboxSource) -> int:
         """Publish one batch; returns how many records it held (0 when the outbox is drained)."""
         size = self.settings.relay_batch_size
+        stage = time.perf_counter()
         async with outbox.claim(aggregates=size, limit=size) as batch:
             if not batch.records:
                 return 0
+            stage = self._timed(outbox.name, "claim", stage)
             try:
                 result = await self.publisher.publish(batch.records)
             except BrokerUnavailable:
@@ -113,17 +117,26 @@ class Relay:
                 raise
             await self._fault_publish_copies(result.published)
             self._fault_after_publish()
+            stage = self._timed(outbox.name, "publish", stage)
             dead = await batch.settle(result.published, result.failed, self.settings.relay_max_attempts)
+        self._timed(outbox.name, "mark", stage)
         self._observe(outbox.name, result, dead)
         if result.failed:
             raise RecordsFailed(f"{len(result.failed)} records failed, {dead} dead-lettered")
         return len(batch.records)
 
+    def _timed(self, outbox: str, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.metrics.stage.labels(outbox, stage).observe(now - started)
+        return now
+
     def _observe(self, outbox: str, result: PublishResult, dead: int) -> None:
         now = datetime.now(UTC)
+        lag = self.metrics.lag.labels(outbox)
         for record in result.published:
-            self.metrics.published.labels(outbox, record.topic).inc()
-            self.metrics.lag.labels(outbox).observe((now - record.created_at).total_seconds())
+            lag.observe((now - record.created_at).total_seconds())
+        for topic, published in Counter(record.topic for record in result.published).items():
+            self.metrics.published.labels(outbox, topic).inc(published)
         for failure in result.failed:
             self.metrics.failed.labels(outbox, "broker" if failure.transient else "record").inc()
         if dead:

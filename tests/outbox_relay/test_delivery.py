@@ -42,6 +42,16 @@ async def test_ten_thousand_events_from_concurrent_transactions_arrive_in_order(
     assert await ledger.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
 
+async def test_a_batch_larger_than_one_broker_batch_arrives_in_order(ledger, topic, start_relay, start_consumer):
+    # 500 events of 2 KB for each of two aggregates: about 1 MB per partition in one claim, where one Kafka batch
+    # holds 256 KB, so the publisher sends several batches of each partition and must keep them in order.
+    await commit_events([thing_happened(topic, f"big-{n % 2}", n // 2, filler="x" * 2048) for n in range(1000)])
+    await start_relay(relay_batch_size=1000)
+    await start_consumer()
+    await wait_until(lambda: _count_is(ledger, 1000), timeout=60)
+    await assert_exactly_once_in_order(ledger, {"big-0": 500, "big-1": 500})
+
+
 async def _count_is(ledger, expected: int) -> bool:
     return await applied_count(ledger) >= expected
 
