@@ -13,7 +13,9 @@ serialization failure is retried without counting against the event: it says not
 
 A consumer given a `lock_key` serialises the events that share a key across transactions (and so across consumers):
 the inbox statement first takes an advisory lock per key of the batch (common/inbox.py). stock_svc uses it so that
-one order's saga commands apply one at a time.
+one order's saga commands apply one at a time. A consumer given `lock_rows` takes, right after that statement, the
+row locks its handlers will take for the batch's new events, in one global order: each handler locks its own rows
+in order, but one after the other they would not be, and two batches (two instances) could deadlock.
 
 One client per service (not per topic): every idle client fetches from the broker all the time, and the local
 broker holds each fetch for KAFKA_FETCH_MAX_WAIT_MS.
@@ -76,6 +78,8 @@ class ForBatches:
 
 # The key whose events must apply one transaction at a time (None: no lock needed), see EventConsumer.
 LockKey = Callable[[ReceivedEvent], str | None]
+# Locks, in one global order, the rows the handlers will lock for these new events of a batch, see EventConsumer.
+RowLocks = Callable[[list[ReceivedEvent], BaseDBAsyncClient], Awaitable[None]]
 
 
 class UndecodableMessage(Exception):
@@ -164,6 +168,7 @@ class EventConsumer:
         retry_delay: float = 0.1,
         fetch_max_wait_ms: int = 25,
         lock_key: LockKey | None = None,
+        lock_rows: RowLocks | None = None,
     ) -> None:
         self.name = name  # the consumer group, and the consumer's name in the inbox
         self.handlers = handlers
@@ -172,6 +177,7 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.commit_timeout = 2.0  # seconds
         self.lock_key = lock_key
+        self.lock_rows = lock_rows
         self.metrics = ServiceMetrics()  # register_consumers gives it the app's (common/service.py)
         self._topics = topics
         self._bootstrap_servers = bootstrap_servers
@@ -306,6 +312,8 @@ class EventConsumer:
                     new.discard(event.id)  # the same event twice in one batch: applied once
                     fresh.append(event)
                 outcomes[event.topic, "handled" if fresh and fresh[-1] is event else "duplicate"] += 1
+            if self.lock_rows is not None and len(fresh) > 1:  # one event's handler locks in order by itself
+                await self.lock_rows(fresh, connection)
             for event_type, run in groupby(fresh, key=attrgetter("type")):
                 await self._handle(self.handlers[event_type], list(run), connection)
         self.metrics.batch_duration.labels(self.name).observe(time.perf_counter() - started)

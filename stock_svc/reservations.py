@@ -19,6 +19,7 @@ import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from common.consumer import ReceivedEvent
 from common.errors import Conflict
 from common.messages import (
     CONFIRM_STOCK,
@@ -37,6 +38,30 @@ from stock_svc.schemas import ReservationRequest, ReserveCommand
 
 INSUFFICIENT_STOCK = "insufficient stock"
 ALREADY_RELEASED = "the order's reservation was already released"
+
+
+_LOCK_ITEMS_OF_COMMANDS = """
+SELECT 1 FROM inventory_items
+WHERE product_id = ANY($1::text[]) OR id IN (SELECT item_id FROM reservations WHERE order_id = ANY($2::text[]))
+ORDER BY product_id
+FOR UPDATE
+"""
+
+
+async def lock_items_of_commands(commands: list[ReceivedEvent], connection: BaseDBAsyncClient) -> None:
+    """Before a batch of saga commands applies: every item they may change, locked in product id order in one
+    statement. Each command locks its own items in that order, but a batch applies several, one after the other,
+    and two consumers' batches would deadlock (19 times in 10 s of orders with two instances; each costs
+    deadlock_timeout, 1 s). A reserve names its products; a release or confirm changes the items the order holds,
+    read here while the inbox statement's order locks keep them from changing."""
+    products, orders = [], []
+    for command in filter(lambda command: isinstance(command.payload, dict), commands):
+        if command.type == RESERVE_STOCK and isinstance(items := command.payload.get("items"), list):
+            products += [item["product_id"] for item in items if isinstance(item, dict) and "product_id" in item]
+        elif command.type in (RELEASE_STOCK, CONFIRM_STOCK) and "order_id" in command.payload:
+            orders.append(command.payload["order_id"])
+    if products or orders:
+        await connection.execute_query(_LOCK_ITEMS_OF_COMMANDS, [list(map(str, products)), list(map(str, orders))])
 
 
 def order_lock_key(order_id: str) -> str:

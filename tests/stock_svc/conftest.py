@@ -16,6 +16,7 @@ from common.topics import PRODUCT_EVENTS, STOCK_COMMANDS
 from stock_svc.app import create_stock_app
 from stock_svc.handlers import HANDLERS, lock_key
 from stock_svc.inventory import DB
+from stock_svc.reservations import lock_items_of_commands
 from stock_svc.settings import StockSettings
 from tests.support import serving
 
@@ -108,7 +109,9 @@ def received(event_type: str, payload: dict, aggregate_id: str, event_id: uuid.U
 
 
 # The service's handlers behind the consumer helper, never started: tests hand it events.
-CONSUMER = EventConsumer("stock_svc.tests", "127.0.0.1:9", [], HANDLERS, DB, lock_key=lock_key)
+CONSUMER = EventConsumer(
+    "stock_svc.tests", "127.0.0.1:9", [], HANDLERS, DB, lock_key=lock_key, lock_rows=lock_items_of_commands
+)
 
 
 async def deliver(event: ReceivedEvent) -> None:
