@@ -30,6 +30,7 @@ bench: install
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.relay
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.http --scale 2
 	$(BIN)/python -m bench.system
 
 lint: install

@@ -8,9 +8,11 @@
   /proc) and their sum; then SQL statements per order per database in a shorter second phase (PostgreSQL's
   statement log on for it alone: logging costs PostgreSQL CPU).
 
-    python -m bench.http [--seconds 10]
+    python -m bench.http [--seconds 10] [--scale 2]
 
-Needs `wrk` (Debian: `apt-get install wrk`). Results: bench/results/http.json.
+`--scale` runs the stack as STACK_SCALE does (2: two of every service and relay; the gateway balances them; the
+direct figure of the gateway ratio is one user_svc instance). Needs `wrk` (Debian: `apt-get install wrk`).
+Results: bench/results/http.json, or http-scale-<scale>.json.
 """
 
 import argparse
@@ -74,7 +76,7 @@ class HttpBench:
 
     def gateway_ratio(self) -> dict:
         path = "/api/v1/.well-known/jwks.json"
-        direct = wrk(self.cluster.parts["user_svc"].address + path, self.seconds, 16)
+        direct = wrk(self.cluster.parts[self.cluster.instances("user_svc")[0]].address + path, self.seconds, 16)
         through = wrk(self.cluster.api.removesuffix("/api/v1") + path, self.seconds, 16)
         ratio = through["requests_per_second"] / direct["requests_per_second"]
         return {"request": f"GET {path}", "direct": direct, "through_gateway": through, "ratio": round(ratio, 3)}
@@ -172,6 +174,14 @@ def _statements_by_database(log: Path, start: int) -> Counter:
     return counts
 
 
+def by_package(per_process: dict[str, float]) -> dict[str, float]:
+    """Figures of `saga.1`, `saga.2`, ... summed under `saga`."""
+    sums: Counter = Counter()
+    for name, value in per_process.items():
+        sums[name.split(".")[0]] += value
+    return {name: round(value, 2) for name, value in sums.items()}
+
+
 async def first_event(api: httpx.AsyncClient) -> dict:
     """Right after every process reports ready: seconds from creating the first product (catalog_svc) until its
     inventory exists (stock_svc consumed product.created): the first event's hop, consumer groups already joined."""
@@ -185,14 +195,15 @@ async def first_event(api: httpx.AsyncClient) -> dict:
     return {"product_to_inventory_seconds": round(time.monotonic() - started, 3)}
 
 
-async def main(seconds: float) -> dict:
+async def main(seconds: float, scale: str) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("bench.http needs wrk: apt-get install wrk (Debian/Ubuntu), or your system's package")
-    cluster = await Cluster().start()
+    cluster = await Cluster(scale=scale).start()
     limits = httpx.Limits(max_connections=50)
     try:
         async with httpx.AsyncClient(base_url=cluster.api, timeout=60, limits=limits) as api:
             result = {"benchmark": "http (wrk)", "machine": machine(), "seconds_per_measurement": seconds}
+            result["stack_scale"] = scale or "1"
             result["first_event_after_ready"] = await first_event(api)
             print("first event", json.dumps(result["first_event_after_ready"]))
             bench = Bench(cluster, api, seconds)
@@ -204,6 +215,8 @@ async def main(seconds: float) -> dict:
             result["gateway"] = await asyncio.to_thread(measure.gateway_ratio)
             print("gateway", json.dumps(result["gateway"], indent=2))
             result["orders"] = await measure.orders()
+            if scale:
+                result["orders"]["cpu_ms_per_order_by_package"] = by_package(result["orders"]["cpu_ms_per_order"])
             print("orders", json.dumps(result["orders"], indent=2))
             return result
     finally:
@@ -213,6 +226,9 @@ async def main(seconds: float) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
-    outcome = asyncio.run(main(parser.parse_args().seconds))
+    parser.add_argument("--scale", default="", help="STACK_SCALE for the stack, e.g. 2 or saga=2 (default: one each)")
+    arguments = parser.parse_args()
+    outcome = asyncio.run(main(arguments.seconds, arguments.scale))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "http.json").write_text(json.dumps(outcome, indent=2) + "\n")
+    name = f"http-scale-{arguments.scale}.json" if arguments.scale else "http.json"
+    (RESULTS / name).write_text(json.dumps(outcome, indent=2) + "\n")
