@@ -107,12 +107,14 @@ def decode(record: ConsumerRecord) -> ReceivedEvent:
 
 # The database is unreachable, going down or coming up (OperatorInterventionError: "terminating connection due to
 # administrator command", "the database system is shutting down / starting up"): wait, never count it against
-# the event.
+# the event. asyncpg's InternalClientError ("another operation is in progress") is a pooled connection that
+# PostgreSQL terminated in the middle of an operation (seen in failure scenario 7).
 _INFRASTRUCTURE_ERRORS = (
     OSError,
     DBConnectionError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
 )
 

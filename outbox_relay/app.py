@@ -1,6 +1,7 @@
 """The relay's process: the drain loops in the background, and a small HTTP surface for operators."""
 
 import asyncio
+import logging
 
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
@@ -13,6 +14,7 @@ from outbox_relay.relay import Relay
 from outbox_relay.settings import RelaySettings
 
 NAME = "outbox_relay"
+log = logging.getLogger(__name__)
 
 
 def build_outboxes(settings: RelaySettings) -> list:
@@ -45,6 +47,14 @@ def create_relay_app(settings: RelaySettings) -> Sanic:
     async def start_relay(app: Sanic) -> None:
         await relay.publisher.start()  # the drain loops open the outboxes, retrying until their databases exist
         app.ctx.relay_task = asyncio.create_task(relay.run(), name="relay")
+        app.ctx.relay_task.add_done_callback(stop_unless_cancelled)
+
+    def stop_unless_cancelled(task: asyncio.Task) -> None:
+        """The relay's loops only end by being cancelled: if they fail, the process says why and stops (compose and
+        Kubernetes start it again; `make run` stops, saying so) rather than serving /ready with nothing draining."""
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("the relay stopped", exc_info=task.exception())
+            app.stop()
 
     @app.after_server_stop
     async def stop_relay(app: Sanic) -> None:

@@ -6,6 +6,13 @@ Another relay cannot take those later rows, because it reaches an aggregate only
 is locked (skipped) or, once committed, published. The rows stay locked until the broker acknowledged them
 and they are marked published, in the same transaction.
 
+A claim looks only at the oldest unpublished rows (twice a batch), never at the whole backlog: they are a
+prefix of every aggregate's unpublished rows, so an aggregate's first row among them is its head. Every step
+is an index lookup bounded by the batch, whatever the backlog and whatever the planner's statistics say (a
+claim that searched the whole backlog for heads took 0.1 s for 500 of 5,000 rows, 0.8 s of 50,000, before the
+table's first ANALYZE; this one takes 3-8 ms). An aggregate held by another relay is skipped; rows past the
+window wait for the next claim.
+
 Nothing here depends on ids being visible in allocation order: a row is published when it is visible and
 unpublished, so a transaction that commits late is published late, never skipped.
 """
@@ -27,27 +34,32 @@ from outbox_relay.records import Failure, OutboxRecord
 log = logging.getLogger(__name__)
 
 _CLAIM = """
-WITH heads AS (
+WITH oldest AS MATERIALIZED (
+    SELECT id, position, aggregate_type, aggregate_id FROM outbox
+    WHERE published_at IS NULL
+    ORDER BY position
+    LIMIT 2 * $2
+), heads AS (
     SELECT o.aggregate_type, o.aggregate_id
     FROM outbox o
-    WHERE o.published_at IS NULL
-      AND NOT EXISTS (
-          SELECT 1 FROM outbox earlier
-          WHERE earlier.published_at IS NULL
-            AND earlier.aggregate_type = o.aggregate_type
-            AND earlier.aggregate_id = o.aggregate_id
-            AND earlier.position < o.position)
+    WHERE o.id = ANY(ARRAY(  -- an array, not IN: looked up by primary key, never hash-joined to the backlog
+        SELECT DISTINCT ON (aggregate_type, aggregate_id) id FROM oldest ORDER BY aggregate_type, aggregate_id, position
+    ))
+      AND o.published_at IS NULL
     ORDER BY o.position
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
 SELECT o.id::text, o.aggregate_type, o.aggregate_id, o.event_type, o.topic, o.payload::text AS payload,
        o.headers::text AS headers, o.created_at, o.attempts
-FROM outbox o JOIN heads USING (aggregate_type, aggregate_id),
+FROM heads CROSS JOIN LATERAL (  -- each head's rows among the oldest, through the by-aggregate index
+    SELECT * FROM outbox o
+    WHERE o.aggregate_type = heads.aggregate_type AND o.aggregate_id = heads.aggregate_id
+      AND o.published_at IS NULL AND o.position <= (SELECT max(position) FROM oldest)
+) o,
      -- Losing the "published" marks in a crash only publishes those rows again (consumers dedup), so this
      -- transaction need not wait for its WAL flush: set here rather than by a statement of its own.
      (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit
-WHERE o.published_at IS NULL
 ORDER BY o.position
 LIMIT $2
 """

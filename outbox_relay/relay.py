@@ -6,13 +6,14 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
 from prometheus_client import CollectorRegistry
 from pymongo.errors import PyMongoError
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from outbox_relay.metrics import RelayMetrics
 from outbox_relay.publisher import BrokerUnavailable, Publisher, PublishResult
@@ -44,9 +45,25 @@ class OutboxSource(Protocol):
 
 
 # What a drain loop backs off on and retries: the broker, a record, or a database (PostgreSQL or MongoDB) failing.
-_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, PyMongoError)
+# asyncpg raises InternalClientError ("another operation is in progress") for a pooled connection that PostgreSQL
+# terminated in the middle of an operation, as it does when it shuts down.
+_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, PyMongoError)
 _RETRYABLE = (BrokerUnavailable, RecordsFailed, *_STORE_ERRORS)
 _BACKOFF = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)  # 50 ms doubling to 5 s
+
+
+def _log_backoff(outbox: str) -> Callable[[RetryCallState], None]:
+    """An outage is a warning line; anything else is a bug, logged with its traceback, and retried all the same: a
+    drain loop that ended would leave its outbox unpublished while the relay still looked healthy."""
+
+    def log_backoff(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _RETRYABLE):
+            log.warning("relay %s backs off: %s", outbox, error)
+        else:
+            log.error("relay %s failed unexpectedly; retrying", outbox, exc_info=error)
+
+    return log_backoff
 
 
 class Relay:
@@ -72,11 +89,7 @@ class Relay:
     async def _keep_draining(self, outbox: OutboxSource) -> None:
         while True:
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(_RETRYABLE),
-                wait=_BACKOFF,
-                before_sleep=lambda state: log.warning(
-                    "relay %s backs off: %s", outbox.name, state.outcome.exception() if state.outcome else None
-                ),
+                retry=retry_if_exception_type(Exception), wait=_BACKOFF, before_sleep=_log_backoff(outbox.name)
             ):
                 with attempt:
                     await outbox.open()  # the service may not have created its database yet

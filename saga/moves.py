@@ -144,7 +144,9 @@ def _move(row: dict[str, Any]) -> Move:
 # inserts the new steps; `events` the outbox rows. Steps and events are written only with their saga row, so an
 # order placed twice (another event id) gets one saga, one step and one command. The sub-statements of one WITH
 # run in no fixed order: `started` reads `finished` so that the step finishing leaves the one-running-step index
-# before the new running step enters it.
+# before the new running step enters it. `s.id = ANY(...)` repeats the join condition so that the step is found
+# through the primary key whatever the table's statistics say: before the first ANALYZE the planner hash-joined
+# the ids to a scan of every step ever written, once per move.
 _INSERT_SAGA = """
 INSERT INTO sagas (order_id, user_id, state, items, paid, release_outcome, reason, failed_in, correlation_id,
     payment_deadline, due_at, created_at, updated_at)
@@ -154,9 +156,9 @@ ON CONFLICT (order_id) DO NOTHING RETURNING order_id
 _UPDATE_STEP = """
 UPDATE saga_steps AS s SET state = u.state, attempts = u.attempts, command_id = u.command_id,
     finished_at = u.finished_at, error = u.error
-FROM unnest({}::bigint[], {}::text[], {}::int[], {}::uuid[], {}::timestamptz[], {}::text[])
+FROM unnest({0}::bigint[], {1}::text[], {2}::int[], {3}::uuid[], {4}::timestamptz[], {5}::text[])
     AS u (id, state, attempts, command_id, finished_at, error)
-WHERE s.id = u.id RETURNING s.id
+WHERE s.id = u.id AND s.id = ANY({0}::bigint[]) RETURNING s.id
 """
 _INSERT_STEPS = """
 INSERT INTO saga_steps (saga_id, name, state, attempts, command_id, started_at)

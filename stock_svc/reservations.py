@@ -197,7 +197,8 @@ _RECORD_REPLY = f"WITH handled AS ({_HANDLED})\n{insert_events(5)}"
 def _apply(reservations: str) -> str:
     """The command's record ($1-$4), the changes ($5-$12, `_change_arrays`) to the items and their history,
     `reservations` (a statement on the order's reservations of the items $5, with its own parameter $13), and the
-    events ($14-$21). Absolute quantities are fine: the items are locked since `_read`."""
+    events ($14-$21). Absolute quantities are fine: the items are locked since `_read`. `i.id = ANY($5)` finds the
+    items by primary key whatever the statistics say (without it an unanalysed table is scanned whole)."""
     return f"""
 WITH handled AS (
     {_HANDLED}
@@ -205,7 +206,7 @@ WITH handled AS (
     UPDATE inventory_items AS i
     SET available_quantity = c.available, reserved_quantity = c.reserved, updated_at = now()
     FROM unnest($5::int[], $9::int[], $11::int[]) AS c (id, available, reserved)
-    WHERE i.id = c.id
+    WHERE i.id = c.id AND i.id = ANY($5::int[])
 ), reservation AS (
     {reservations}
 ), history AS (
