@@ -6,13 +6,15 @@
 - orders: wrk placing orders through the gateway for a while; end to end = orders accepted AND their sagas in
   AWAITING_PAYMENT, over the whole time until that backlog is drained; CPU ms per order for every process (from
   /proc) and their sum; then SQL statements per order per database in a shorter second phase (PostgreSQL's
-  statement log on for it alone: logging costs PostgreSQL CPU).
+  statement log on for it alone: logging costs PostgreSQL CPU);
+- saga latency: wrk sending orders at fixed arrival rates (open loop): POST latency and order commit to
+  AWAITING_PAYMENT (p50/p99, plotted).
 
     python -m bench.http [--seconds 10] [--scale 2]
 
 `--scale` runs the stack as STACK_SCALE does (2: two of every service and relay; the gateway balances them; the
 direct figure of the gateway ratio is one user_svc instance). Needs `wrk` (Debian: `apt-get install wrk`).
-Results: bench/results/http.json, or http-scale-<scale>.json.
+Results: bench/results/http.json and saga-latency.png, or http-scale-<scale>.json.
 """
 
 import argparse
@@ -23,13 +25,15 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.environment import RESULTS, machine
+from bench.environment import RESULTS, machine, percentile
 from bench.processes import cpu_between, sample
 from bench.system import Bench
 from common.database import asyncpg_dsn
@@ -50,23 +54,84 @@ request = function()
 end
 """
 
+# Open loop: each wrk thread sends on a fixed schedule of its own (one request every `interval` ms) on whichever of
+# its connections is free, so latency counts from the scheduled send as long as one is free. A send that found none
+# went late (queueing it would hide, as a closed loop does) and is counted.
+OPEN_LOOP_SCRIPT = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local clock = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+
+local interval = INTERVAL_MS
+local threads = {}
+setup = function(thread)
+  thread:set("stagger", #threads * interval / THREADS)
+  table.insert(threads, thread)
+end
+
+late = 0
+local next_send = nil
+delay = function()
+  local now = now_ms()
+  next_send = next_send or now + stagger
+  local wait = next_send - now
+  next_send = next_send + interval
+  if wait < -1 then late = late + 1 end
+  return math.max(0, wait)
+end
+
+done = function(summary, latency, requests)
+  local sends_late = 0
+  for _, thread in ipairs(threads) do sends_late = sends_late + thread:get("late") end
+  io.write(string.format('open-loop {"sends_late": %d, "p50_ms": %.2f, "p99_ms": %.2f, "max_ms": %.2f}\\n',
+    sends_late, latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+OPEN_LOOP_THREADS, OPEN_LOOP_CONNECTIONS = 2, 64  # 32 requests in flight per thread before a send goes late
+RATES = (10, 25, 50, 100, 200)
+
+
+def open_loop_script(rate: float) -> str:
+    interval_ms = OPEN_LOOP_THREADS * 1000 / rate
+    return OPEN_LOOP_SCRIPT.replace("INTERVAL_MS", f"{interval_ms:.3f}").replace("THREADS", str(OPEN_LOOP_THREADS))
+
 
 def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> dict:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{round(seconds)}s", "--latency", url]
-    if script is not None:
-        command[1:1] = ["-s", str(script)]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    output = _wrk_output(url, seconds, connections, script)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"(\d+) requests in", output).group(1))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     latency = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", output))
     return {
         "requests_per_second": rate,
-        "requests": total,
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        **_counts(output),
         "p50": latency.get("50"),
         "p99": latency.get("99"),
     }
+
+
+def wrk_open_loop(url: str, seconds: float, script: Path) -> dict:
+    """wrk running `script` (ending with an open_loop_script): requests, non-2xx, late sends and latency in ms."""
+    output = _wrk_output(url, seconds, OPEN_LOOP_CONNECTIONS, script, threads=OPEN_LOOP_THREADS)
+    return {**_counts(output), **json.loads(re.search(r"open-loop (\{.*\})", output).group(1))}
+
+
+def _counts(output: str) -> dict:
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    return {"requests": requests, "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+def _wrk_output(url: str, seconds: float, connections: int, script: Path | None, threads: int = 2) -> str:
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
 class HttpBench:
@@ -127,10 +192,7 @@ class HttpBench:
         """wrk placing orders for `seconds`; (wrk's figures, orders accepted, seconds until all reserved)."""
         awaiting_before = await self._awaiting(sagas)
         with tempfile.TemporaryDirectory() as directory:
-            script = Path(directory) / "orders.lua"
-            products = ",".join(f'"{product}"' for product in self.bench.products)
-            authorization = self.bench.customer["Authorization"]
-            script.write_text(ORDER_SCRIPT.format(authorization=authorization, products=products))
+            script = self._order_script(Path(directory))
             started = time.monotonic()
             posted = await asyncio.to_thread(wrk, f"{self.cluster.api}/orders/", seconds, connections, script)
             accepted = posted["requests"] - posted["non_2xx"]
@@ -141,6 +203,46 @@ class HttpBench:
                 interval=0.05,
             )
         return posted, accepted, time.monotonic() - started
+
+    def _order_script(self, directory: Path, pacing: str = "") -> Path:
+        """The wrk script placing orders as the bench's customer, with `pacing` (an open_loop_script) appended."""
+        script = directory / "orders.lua"
+        products = ",".join(f'"{product}"' for product in self.bench.products)
+        authorization = self.bench.customer["Authorization"]
+        script.write_text(ORDER_SCRIPT.format(authorization=authorization, products=products) + pacing)
+        return script
+
+    async def saga_latency(self) -> list[dict]:
+        """Orders at fixed arrival rates (open loop) for `seconds` each: POST latency, order commit to
+        AWAITING_PAYMENT."""
+        results = []
+        for rate in RATES:
+            posted, order_ids = await self._post_at(rate)
+            latencies = await reservation_latencies(self.cluster, order_ids)
+            results.append(
+                {
+                    "rate_per_second": rate,
+                    "orders": len(order_ids),
+                    "post": posted,
+                    "awaiting_payment_ms_p50": round(percentile(latencies, 0.5), 1),
+                    "awaiting_payment_ms_p99": round(percentile(latencies, 0.99), 1),
+                }
+            )
+            print(json.dumps(results[-1]))
+        return results
+
+    async def _post_at(self, rate: float) -> tuple[dict, list[uuid.UUID]]:
+        """wrk's open-loop figures for orders at `rate`, and the ids of the orders it placed."""
+        orders = await asyncpg.connect(asyncpg_dsn(self.cluster.database_url("ORDER_DATABASE_URL")))
+        try:
+            since = datetime.now(UTC)
+            with tempfile.TemporaryDirectory() as directory:
+                script = self._order_script(Path(directory), open_loop_script(rate))
+                posted = await asyncio.to_thread(wrk_open_loop, f"{self.cluster.api}/orders/", self.seconds, script)
+            placed = await orders.fetch("SELECT id FROM orders WHERE created_at >= $1", since)
+        finally:
+            await orders.close()
+        return posted, [row["id"] for row in placed]
 
     async def _count_statements(self, sagas: asyncpg.Connection, connections: int) -> tuple[Counter, int]:
         """Statements per database for a shorter phase of the same load, and how many orders it placed."""
@@ -159,6 +261,51 @@ class HttpBench:
     @staticmethod
     async def _awaiting(sagas: asyncpg.Connection) -> int:
         return await sagas.fetchval("SELECT count(*) FROM sagas WHERE state = 'AWAITING_PAYMENT'")
+
+
+async def reservation_latencies(cluster: Cluster, order_ids: list[uuid.UUID]) -> list[float]:
+    """Milliseconds from order commit (orders.created_at) to the saga entering AWAITING_PAYMENT (its step's start),
+    once every one of `order_ids` got there."""
+    sagas = await asyncpg.connect(asyncpg_dsn(cluster.database_url("SAGA_DATABASE_URL")))
+    orders = await asyncpg.connect(asyncpg_dsn(cluster.database_url("ORDER_DATABASE_URL")))
+    try:
+
+        async def awaiting() -> int:
+            return await sagas.fetchval(
+                "SELECT count(*) FROM saga_steps WHERE name = 'await_payment' AND saga_id = ANY($1)", order_ids
+            )
+
+        await eventually(awaiting, lambda count: count == len(order_ids), timeout=300)
+        started = dict(
+            await sagas.fetch(
+                "SELECT saga_id, started_at FROM saga_steps WHERE name = 'await_payment' AND saga_id = ANY($1)",
+                order_ids,
+            )
+        )
+        created = dict(await orders.fetch("SELECT id, created_at FROM orders WHERE id = ANY($1)", order_ids))
+    finally:
+        await sagas.close()
+        await orders.close()
+    return [(started[order_id] - created[order_id]).total_seconds() * 1000 for order_id in order_ids]
+
+
+def plot(latency: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = [row["rate_per_second"] for row in latency]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.plot(rates, [row["awaiting_payment_ms_p50"] for row in latency], marker="o", label="p50")
+    axes.plot(rates, [row["awaiting_payment_ms_p99"] for row in latency], marker="o", label="p99")
+    axes.set_xlabel("orders per second (open loop, wrk)")
+    axes.set_ylabel("order commit to AWAITING_PAYMENT (ms)")
+    axes.set_title("Saga reservation latency against arrival rate")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(RESULTS / "saga-latency.png", dpi=120)
 
 
 def _statements_by_database(log: Path, start: int) -> Counter:
@@ -218,6 +365,8 @@ async def main(seconds: float, scale: str) -> dict:
             if scale:
                 result["orders"]["cpu_ms_per_order_by_package"] = by_package(result["orders"]["cpu_ms_per_order"])
             print("orders", json.dumps(result["orders"], indent=2))
+            if not scale:  # the open-loop figures are the single-instance stack's
+                result["saga_latency"] = await measure.saga_latency()
             return result
     finally:
         cluster.stop()
@@ -232,3 +381,5 @@ if __name__ == "__main__":
     RESULTS.mkdir(exist_ok=True)
     name = f"http-scale-{arguments.scale}.json" if arguments.scale else "http.json"
     (RESULTS / name).write_text(json.dumps(outcome, indent=2) + "\n")
+    if "saga_latency" in outcome:
+        plot(outcome["saga_latency"])

@@ -2,13 +2,14 @@
 
 - orders: order placement through the gateway (closed loop) against the PostgreSQL ceiling for the same writes
   (an order, two items and an outbox row per transaction, by raw asyncpg, in the same run): the ratio;
-- saga: order POST to AWAITING_PAYMENT latency at fixed arrival rates (p50/p99, plotted);
 - gateway: the same request straight to the service and through the gateway;
 - stock: reservations/s on one hot product and spread over 100; catalog listing by category.
 
+The saga's latency at fixed arrival rates is bench.http's (wrk: a Python client here would share the cores).
+
     python -m bench.system [--seconds 8]
 
-Results: bench/results/system.json and bench/results/saga-latency.png.
+Results: bench/results/system.json.
 """
 
 import argparse
@@ -23,14 +24,13 @@ import asyncpg
 import httpx
 
 from bench.environment import RESULTS, machine, percentile
-from bench.load import Measured, closed_loop, open_loop
+from bench.load import Measured, closed_loop
 from common.database import asyncpg_dsn, ensure_database
 from common.outbox import OUTBOX_DDL
 from tests.cluster import ADMIN, Cluster, eventually, new_customer, sign_in
 
 ADDRESS = {"line1": "1 Bench Street", "city": "Benchville", "state": "BN", "postal_code": "1", "country": "Bench"}
 PRODUCTS = 100
-RATES = (10, 25, 50, 100, 200)
 
 CEILING_DDL = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -82,10 +82,8 @@ class Bench:
         ]
         return {"items": items, "shipping_address": ADDRESS}
 
-    async def place(self, _: int, placed: list[str] | None = None) -> bool:
+    async def place(self, _: int) -> bool:
         response = await self.api.post("/orders/", json=self.order(), headers=self.customer)
-        if response.status_code == 201 and placed is not None:
-            placed.append(response.json()["_id"])
         return response.status_code == 201
 
     # --- (1) order placement against the PostgreSQL ceiling ----------------------------------------------------
@@ -136,52 +134,7 @@ class Bench:
         finally:
             await pool.close()
 
-    # --- (2) saga latency at fixed rates ---------------------------------------------------------------------------
-
-    async def saga_latency(self) -> list[dict]:
-        results = []
-        for rate in RATES:
-            placed: list[str] = []
-            posting = await open_loop(lambda n, placed=placed: self.place(n, placed), rate, self.seconds)
-            latencies = await self.reservation_latencies(placed)
-            results.append(
-                {
-                    "rate_per_second": rate,
-                    "orders": len(placed),
-                    "post_ms_p50": round(percentile(posting.latencies_ms, 0.5), 1),
-                    "post_ms_p99": round(percentile(posting.latencies_ms, 0.99), 1),
-                    "awaiting_payment_ms_p50": round(percentile(latencies, 0.5), 1),
-                    "awaiting_payment_ms_p99": round(percentile(latencies, 0.99), 1),
-                }
-            )
-            print(json.dumps(results[-1]))
-        return results
-
-    async def reservation_latencies(self, order_ids: list[str]) -> list[float]:
-        """Order commit (orders.created_at) to the saga entering AWAITING_PAYMENT (its step's start)."""
-        sagas = await asyncpg.connect(asyncpg_dsn(self.cluster.database_url("SAGA_DATABASE_URL")))
-        orders = await asyncpg.connect(asyncpg_dsn(self.cluster.database_url("ORDER_DATABASE_URL")))
-        ids = [uuid.UUID(order_id) for order_id in order_ids]
-        try:
-
-            async def awaiting() -> int:
-                return await sagas.fetchval(
-                    "SELECT count(*) FROM saga_steps WHERE name = 'await_payment' AND saga_id = ANY($1)", ids
-                )
-
-            await eventually(awaiting, lambda count: count == len(ids), timeout=300)
-            started = dict(
-                await sagas.fetch(
-                    "SELECT saga_id, started_at FROM saga_steps WHERE name = 'await_payment' AND saga_id = ANY($1)", ids
-                )
-            )
-            created = dict(await orders.fetch("SELECT id, created_at FROM orders WHERE id = ANY($1)", ids))
-        finally:
-            await sagas.close()
-            await orders.close()
-        return [(started[order_id] - created[order_id]).total_seconds() * 1000 for order_id in ids]
-
-    # --- (3) the gateway's overhead; (4) stock and catalog -------------------------------------------------------
+    # --- (2) the gateway's overhead; (3) stock and catalog -------------------------------------------------------
 
     async def gateway_overhead(self) -> dict:
         direct = self.cluster.parts["user_svc"].address
@@ -224,25 +177,6 @@ class Bench:
         }
 
 
-def plot(latency: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = [row["rate_per_second"] for row in latency]
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    axes.plot(rates, [row["awaiting_payment_ms_p50"] for row in latency], marker="o", label="p50")
-    axes.plot(rates, [row["awaiting_payment_ms_p99"] for row in latency], marker="o", label="p99")
-    axes.set_xlabel("orders per second (open loop)")
-    axes.set_ylabel("order commit to AWAITING_PAYMENT (ms)")
-    axes.set_title("Saga reservation latency against arrival rate")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(RESULTS / "saga-latency.png", dpi=120)
-
-
 async def main(seconds: float) -> dict:
     cluster = await Cluster().start()
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -253,7 +187,6 @@ async def main(seconds: float) -> dict:
             result = {"benchmark": "system", "machine": machine(), "seconds_per_measurement": seconds}
             for name, measure in (
                 ("orders", bench.order_throughput),
-                ("saga_latency", bench.saga_latency),
                 ("gateway", bench.gateway_overhead),
                 ("stock_and_catalog", bench.stock_and_catalog),
             ):
@@ -270,4 +203,3 @@ if __name__ == "__main__":
     outcome = asyncio.run(main(parser.parse_args().seconds))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "system.json").write_text(json.dumps(outcome, indent=2) + "\n")
-    plot(outcome["saga_latency"])
