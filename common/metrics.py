@@ -40,7 +40,7 @@ class ServiceMetrics:
         )
         self.batch_duration = Histogram(
             "consumer_batch_duration_seconds",
-            "Applying one fetched batch of a partition (its transaction, with the handlers)",
+            "Applying one fetch's batch (its transaction, with the handlers)",
             ["consumer"],
             buckets=DURATION_BUCKETS,
             registry=self.registry,
