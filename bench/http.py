@@ -22,7 +22,6 @@ import asyncio
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -36,102 +35,9 @@ import httpx
 from bench.environment import RESULTS, machine, percentile
 from bench.processes import cpu_between, sample
 from bench.system import Bench
+from bench.wrk import RATES, open_loop_script, order_script, wrk, wrk_open_loop
 from common.database import asyncpg_dsn
 from tests.cluster import ADMIN, Cluster, eventually, sign_in
-
-ORDER_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "{authorization}"
-local products = {{{products}}}
-request = function()
-  local a = math.random(#products)
-  local b = a % #products + 1
-  local body = '{{"items": [{{"product_id": "' .. products[a] .. '", "quantity": 1, "price": 10.0}},' ..
-    '{{"product_id": "' .. products[b] .. '", "quantity": 1, "price": 10.0}}],' ..
-    ' "shipping_address": {{"line1": "1 Bench St", "city": "B", "state": "B", "postal_code": "1", "country": "B"}}}}'
-  return wrk.format(nil, nil, nil, body)
-end
-"""
-
-# Open loop: each wrk thread sends on a fixed schedule of its own (one request every `interval` ms) on whichever of
-# its connections is free, so latency counts from the scheduled send as long as one is free. A send that found none
-# went late (queueing it would hide, as a closed loop does) and is counted.
-OPEN_LOOP_SCRIPT = """
-local ffi = require("ffi")
-ffi.cdef[[
-typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-int clock_gettime(int clock, bench_timespec *now);
-]]
-local clock = ffi.new("bench_timespec")
-local function now_ms()
-  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
-  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
-end
-
-local interval = INTERVAL_MS
-local threads = {}
-setup = function(thread)
-  thread:set("stagger", #threads * interval / THREADS)
-  table.insert(threads, thread)
-end
-
-late = 0
-local next_send = nil
-delay = function()
-  local now = now_ms()
-  next_send = next_send or now + stagger
-  local wait = next_send - now
-  next_send = next_send + interval
-  if wait < -1 then late = late + 1 end
-  return math.max(0, wait)
-end
-
-done = function(summary, latency, requests)
-  local sends_late = 0
-  for _, thread in ipairs(threads) do sends_late = sends_late + thread:get("late") end
-  io.write(string.format('open-loop {"sends_late": %d, "p50_ms": %.2f, "p99_ms": %.2f, "max_ms": %.2f}\\n',
-    sends_late, latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
-end
-"""
-OPEN_LOOP_THREADS, OPEN_LOOP_CONNECTIONS = 2, 64  # 32 requests in flight per thread before a send goes late
-RATES = (10, 25, 50, 100, 200)
-
-
-def open_loop_script(rate: float) -> str:
-    interval_ms = OPEN_LOOP_THREADS * 1000 / rate
-    return OPEN_LOOP_SCRIPT.replace("INTERVAL_MS", f"{interval_ms:.3f}").replace("THREADS", str(OPEN_LOOP_THREADS))
-
-
-def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> dict:
-    output = _wrk_output(url, seconds, connections, script)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    latency = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", output))
-    return {
-        "requests_per_second": rate,
-        **_counts(output),
-        "p50": latency.get("50"),
-        "p99": latency.get("99"),
-    }
-
-
-def wrk_open_loop(url: str, seconds: float, script: Path) -> dict:
-    """wrk running `script` (ending with an open_loop_script): requests, non-2xx, late sends and latency in ms."""
-    output = _wrk_output(url, seconds, OPEN_LOOP_CONNECTIONS, script, threads=OPEN_LOOP_THREADS)
-    return {**_counts(output), **json.loads(re.search(r"open-loop (\{.*\})", output).group(1))}
-
-
-def _counts(output: str) -> dict:
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    requests = int(re.search(r"(\d+) requests in", output).group(1))
-    return {"requests": requests, "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
-
-
-def _wrk_output(url: str, seconds: float, connections: int, script: Path | None, threads: int = 2) -> str:
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--latency", url]
-    if script is not None:
-        command[1:1] = ["-s", str(script)]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
 class HttpBench:
@@ -206,11 +112,8 @@ class HttpBench:
 
     def _order_script(self, directory: Path, pacing: str = "") -> Path:
         """The wrk script placing orders as the bench's customer, with `pacing` (an open_loop_script) appended."""
-        script = directory / "orders.lua"
-        products = ",".join(f'"{product}"' for product in self.bench.products)
         authorization = self.bench.customer["Authorization"]
-        script.write_text(ORDER_SCRIPT.format(authorization=authorization, products=products) + pacing)
-        return script
+        return order_script(directory / "orders.lua", self.bench.products, authorization, pacing)
 
     async def saga_latency(self) -> list[dict]:
         """Orders at fixed arrival rates (open loop) for `seconds` each: POST latency, order commit to

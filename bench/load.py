@@ -1,4 +1,5 @@
-"""Load generation on the same machine as the system (2 cores here: the figures include the client's cost)."""
+"""A closed loop of Python calls, for what no HTTP load generator can drive: the PostgreSQL ceiling of bench.system
+(raw asyncpg transactions). HTTP load comes from wrk (bench/wrk.py)."""
 
 import asyncio
 import time

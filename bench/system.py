@@ -1,11 +1,12 @@
 """Benchmarks of the whole running system (every process from the local stack's plan, durable PostgreSQL):
 
-- orders: order placement through the gateway (closed loop) against the PostgreSQL ceiling for the same writes
+- orders: order placement through the gateway (wrk, closed loop) against the PostgreSQL ceiling for the same writes
   (an order, two items and an outbox row per transaction, by raw asyncpg, in the same run): the ratio;
-- gateway: the same request straight to the service and through the gateway;
-- stock: reservations/s on one hot product and spread over 100; catalog listing by category.
+- stock: reservations/s straight to stock_svc on one hot product and spread over 100 (wrk); catalog listing by
+  category through the gateway (wrk).
 
-The saga's latency at fixed arrival rates is bench.http's (wrk: a Python client here would share the cores).
+The gateway's overhead, the cost of an order per process and the saga's latency at fixed arrival rates are
+bench.http's. Needs `wrk`.
 
     python -m bench.system [--seconds 8]
 
@@ -16,15 +17,18 @@ import argparse
 import asyncio
 import json
 import random
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.environment import RESULTS, machine, percentile
+from bench.environment import RESULTS, machine
 from bench.load import Measured, closed_loop
+from bench.wrk import order_script, reserve_script, wrk
 from common.database import asyncpg_dsn, ensure_database
 from common.outbox import OUTBOX_DDL
 from tests.cluster import ADMIN, Cluster, eventually, new_customer, sign_in
@@ -89,12 +93,14 @@ class Bench:
     # --- (1) order placement against the PostgreSQL ceiling ----------------------------------------------------
 
     async def order_throughput(self) -> dict:
-        orders = await closed_loop(self.place, workers=32, seconds=self.seconds)
+        with tempfile.TemporaryDirectory() as directory:
+            script = order_script(Path(directory) / "orders.lua", self.products, self.customer["Authorization"])
+            orders = await asyncio.to_thread(wrk, f"{self.cluster.api}/orders/", self.seconds, 32, script)
         ceiling = await self.postgres_ceiling()
         return {
-            "orders_through_gateway": orders.summary(),
+            "orders_through_gateway_wrk": orders,
             "postgres_ceiling_same_writes": ceiling.summary(),
-            "ratio_to_ceiling": round(orders.per_second / ceiling.per_second, 3),
+            "ratio_to_ceiling": round(orders["requests_per_second"] / ceiling.per_second, 3),
         }
 
     async def postgres_ceiling(self) -> Measured:
@@ -134,47 +140,20 @@ class Bench:
         finally:
             await pool.close()
 
-    # --- (2) the gateway's overhead; (3) stock and catalog -------------------------------------------------------
-
-    async def gateway_overhead(self) -> dict:
-        direct = self.cluster.parts["user_svc"].address
-        async with httpx.AsyncClient(base_url=direct, timeout=30) as straight:
-
-            async def via(client: httpx.AsyncClient, path: str) -> bool:
-                return (await client.get(path)).status_code == 200
-
-            without = await closed_loop(lambda _: via(straight, "/api/v1/.well-known/jwks.json"), 16, self.seconds)
-            through = await closed_loop(lambda _: via(self.api, "/.well-known/jwks.json"), 16, self.seconds)
-        return {
-            "request": "GET /api/v1/.well-known/jwks.json (in memory, no database)",
-            "direct": without.summary(),
-            "through_gateway": through.summary(),
-            "added_latency_ms_p50": round(
-                percentile(through.latencies_ms, 0.5) - percentile(without.latencies_ms, 0.5), 2
-            ),
-        }
+    # --- (2) stock and catalog -------------------------------------------------------------------------------
 
     async def stock_and_catalog(self) -> dict:
-        stock = self.cluster.parts["stock_svc"].address
-        async with httpx.AsyncClient(base_url=stock, timeout=30) as client:
-
-            async def reserve(products: list[str]) -> bool:
-                body = {"product_id": random.choice(products), "quantity": 1, "order_id": uuid.uuid4().hex}
-                response = await client.post("/api/v1/inventory/reserve", json=body, headers=self.admin)
-                return response.status_code == 200
-
-            hot = await closed_loop(lambda _: reserve(self.products[:1]), 32, self.seconds)
-            spread = await closed_loop(lambda _: reserve(self.products), 32, self.seconds)
-
-        async def by_category(_: int) -> bool:
-            return (await self.api.get("/products/?category=Bench&limit=50")).status_code == 200
-
-        listing = await closed_loop(by_category, 16, self.seconds)
-        return {
-            "reservations_one_hot_product": hot.summary(),
-            "reservations_over_100_products": spread.summary(),
-            "catalog_list_by_category_through_gateway": listing.summary(),
-        }
+        reserve = f"{self.cluster.parts['stock_svc'].address}/api/v1/inventory/reserve"
+        listing = f"{self.cluster.api}/products/?category=Bench&limit=50"
+        with tempfile.TemporaryDirectory() as directory:
+            admin, nonce = self.admin["Authorization"], uuid.uuid4().hex[:8]  # order ids unique to this run
+            hot = reserve_script(Path(directory) / "hot.lua", self.products[:1], admin, nonce + "0")
+            spread = reserve_script(Path(directory) / "spread.lua", self.products, admin, nonce + "1")
+            return {
+                "reservations_one_hot_product": await asyncio.to_thread(wrk, reserve, self.seconds, 32, hot),
+                "reservations_over_100_products": await asyncio.to_thread(wrk, reserve, self.seconds, 32, spread),
+                "catalog_list_by_category_through_gateway": await asyncio.to_thread(wrk, listing, self.seconds, 16),
+            }
 
 
 async def main(seconds: float) -> dict:
@@ -187,7 +166,6 @@ async def main(seconds: float) -> dict:
             result = {"benchmark": "system", "machine": machine(), "seconds_per_measurement": seconds}
             for name, measure in (
                 ("orders", bench.order_throughput),
-                ("gateway", bench.gateway_overhead),
                 ("stock_and_catalog", bench.stock_and_catalog),
             ):
                 result[name] = await measure()
