@@ -1,12 +1,12 @@
 """Benchmarks of the whole running system (every process from the local stack's plan, durable PostgreSQL):
 
 - orders: order placement through the gateway (wrk, closed loop) against the PostgreSQL ceiling for the same writes
-  (an order, two items and an outbox row per transaction, by raw asyncpg, in the same run): the ratio;
+  (an order, two items and an outbox row per transaction, by pgbench, in the same run): the ratio;
 - stock: reservations/s straight to stock_svc on one hot product and spread over 100 (wrk); catalog listing by
   category through the gateway (wrk).
 
 The gateway's overhead, the cost of an order per process and the saga's latency at fixed arrival rates are
-bench.http's. Needs `wrk`.
+bench.http's. Needs `wrk`; pgbench comes with the PostgreSQL the stack runs.
 
     python -m bench.system [--seconds 8]
 
@@ -16,21 +16,23 @@ Results: bench/results/system.json.
 import argparse
 import asyncio
 import json
+import os
 import random
+import re
+import subprocess
 import tempfile
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
 from bench.environment import RESULTS, machine
-from bench.load import Measured, closed_loop
 from bench.wrk import order_script, reserve_script, wrk
 from common.database import asyncpg_dsn, ensure_database
 from common.outbox import OUTBOX_DDL
+from stack.infra import postgres_bin
 from tests.cluster import ADMIN, Cluster, eventually, new_customer, sign_in
 
 ADDRESS = {"line1": "1 Bench Street", "city": "Benchville", "state": "BN", "postal_code": "1", "country": "Bench"}
@@ -49,6 +51,38 @@ CREATE TABLE IF NOT EXISTS order_items (
     UNIQUE (order_id, product_id)
 );
 """
+
+# An order, its two items and its outbox row, in one statement as order_svc writes them (order_svc/orders.py).
+CEILING_TRANSACTION = """
+\\set product random(1, 100)
+WITH placed AS (
+    INSERT INTO orders VALUES (gen_random_uuid(), 1, 'pending', 20.00, '{"line1": "1 Bench Street"}'::jsonb, NULL,
+        now(), now())
+    RETURNING id
+), items AS (
+    INSERT INTO order_items (order_id, product_id, quantity, price)
+    SELECT placed.id, 'bench-' || product, 1, 10.00 FROM placed, unnest(ARRAY[:product, :product + 100]) AS product
+)
+INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, topic, payload, headers)
+SELECT gen_random_uuid(), 'order', placed.id::text, 'order.placed', 'order-events',
+    jsonb_build_object('order_id', placed.id), '{}'::jsonb
+FROM placed;
+"""
+
+
+def pgbench(database_url: str, script: Path, seconds: float, clients: int) -> dict:
+    """pgbench (PostgreSQL's own load generator) running `script` with `clients` connections: tps and latency."""
+    parts = urlsplit(asyncpg_dsn(database_url))
+    command = [str(postgres_bin() / "pgbench"), "-n", "-M", "prepared", "-f", str(script), "-c", str(clients)]
+    command += ["-j", "2", "-T", str(round(seconds)), "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port)]
+    command += ["-U", parts.username or "postgres", parts.path.lstrip("/")]
+    environment = {**os.environ, "PGPASSWORD": parts.password or ""}
+    output = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout
+    return {
+        "transactions_per_second": round(float(re.search(r"tps = ([\d.]+)", output).group(1)), 1),
+        "transactions": int(re.search(r"number of transactions actually processed: (\d+)", output).group(1)),
+        "latency_ms_average": float(re.search(r"latency average = ([\d.]+) ms", output).group(1)),
+    }
 
 
 class Bench:
@@ -99,46 +133,26 @@ class Bench:
         ceiling = await self.postgres_ceiling()
         return {
             "orders_through_gateway_wrk": orders,
-            "postgres_ceiling_same_writes": ceiling.summary(),
-            "ratio_to_ceiling": round(orders["requests_per_second"] / ceiling.per_second, 3),
+            "postgres_ceiling_same_writes_pgbench": ceiling,
+            "ratio_to_ceiling": round(orders["requests_per_second"] / ceiling["transactions_per_second"], 3),
         }
 
-    async def postgres_ceiling(self) -> Measured:
+    async def postgres_ceiling(self) -> dict:
+        """pgbench writing what an order placement writes (CEILING_TRANSACTION), 16 clients, in a database of its own
+        on the same server."""
         base = self.cluster.database_url("ORDER_DATABASE_URL").rsplit("/", 1)[0]
         url = f"{base}/bench_ceiling"
         await ensure_database(url)
-        pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=16, max_size=16)
-        await pool.execute(CEILING_DDL + OUTBOX_DDL)
-        await pool.execute("TRUNCATE orders, order_items, outbox CASCADE")
-
-        async def transaction(_: int) -> bool:
-            order_id, now = uuid.uuid4(), datetime.now(UTC)
-            items = self.order()["items"]
-            async with pool.acquire() as connection, connection.transaction():
-                await connection.execute(
-                    "INSERT INTO orders VALUES ($1, 1, 'pending', $2, $3::jsonb, NULL, $4, $4)",
-                    order_id,
-                    Decimal("20.00"),
-                    json.dumps(ADDRESS),
-                    now,
-                )
-                await connection.executemany(
-                    "INSERT INTO order_items (order_id, product_id, quantity, price) VALUES ($1, $2, $3, $4)",
-                    [(order_id, item["product_id"], 1, Decimal("10.00")) for item in items],
-                )
-                await connection.execute(
-                    "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, topic, payload, headers)"
-                    " VALUES ($1, 'order', $2, 'order.placed', 'order-events', $3::jsonb, '{}'::jsonb)",
-                    uuid.uuid4(),
-                    str(order_id),
-                    json.dumps({"order_id": str(order_id), "items": items}),
-                )
-            return True
-
+        connection = await asyncpg.connect(asyncpg_dsn(url))
         try:
-            return await closed_loop(transaction, workers=16, seconds=self.seconds)
+            await connection.execute(CEILING_DDL + OUTBOX_DDL)
+            await connection.execute("TRUNCATE orders, order_items, outbox CASCADE")
         finally:
-            await pool.close()
+            await connection.close()
+        with tempfile.TemporaryDirectory() as directory:
+            script = Path(directory) / "order.sql"
+            script.write_text(CEILING_TRANSACTION)
+            return await asyncio.to_thread(pgbench, url, script, self.seconds, clients=16)
 
     # --- (2) stock and catalog -------------------------------------------------------------------------------
 

@@ -52,14 +52,20 @@ class Cluster:
         self.api = f"http://127.0.0.1:{settings.gateway_port}/api/v1"
 
     async def start(self, timeout: float = 90) -> "Cluster":
-        infrastructure = [name for name, part in self.parts.items() if part.infrastructure]
-        for name in infrastructure:
-            await asyncio.to_thread(self.processes[name].start)
-        await ensure_topics(self.stack.bootstrap_servers)
-        for name in self.processes:
-            if name not in infrastructure:
+        """Every process started and ready; if one is not, all are stopped (none outlives a failed start)."""
+        try:
+            infrastructure = [name for name, part in self.parts.items() if part.infrastructure]
+            for name in infrastructure:
                 await asyncio.to_thread(self.processes[name].start)
-        await asyncio.gather(*(self.wait_ready(name, timeout) for name in self.processes if name not in infrastructure))
+            await ensure_topics(self.stack.bootstrap_servers)
+            for name in self.processes:
+                if name not in infrastructure:
+                    await asyncio.to_thread(self.processes[name].start)
+            services = [name for name in self.processes if name not in infrastructure]
+            await asyncio.gather(*(self.wait_ready(name, timeout) for name in services))
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     async def wait_ready(self, name: str, timeout: float = 90) -> None:
