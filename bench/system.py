@@ -110,7 +110,7 @@ class Bench:
             lambda response: response.status_code == 200,
             timeout=120,
         )
-        await eventually(lambda: self.place(0), lambda ok: ok, timeout=120)
+        await eventually(self.place, lambda ok: ok, timeout=120)
 
     def order(self) -> dict:
         first, second = random.sample(self.products, 2)
@@ -120,7 +120,7 @@ class Bench:
         ]
         return {"items": items, "shipping_address": ADDRESS}
 
-    async def place(self, _: int) -> bool:
+    async def place(self) -> bool:
         response = await self.api.post("/orders/", json=self.order(), headers=self.customer)
         return response.status_code == 201
 
