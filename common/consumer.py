@@ -275,7 +275,7 @@ class EventConsumer:
             if event.type in self.handlers:  # others are another consumer's business
                 events.append(event)
         else:
-            if await self._apply_whole(events):
+            if not events or await self._apply_whole(events):
                 return {partition: records[-1].offset + 1 for partition, records in batches.items()}
         done: dict[TopicPartition, int] = {}
         for partition, records in batches.items():
@@ -289,7 +289,7 @@ class EventConsumer:
     async def _apply_whole(self, events: list[ReceivedEvent]) -> bool:
         """Whether the events were applied in one transaction: retried while the database is away or contended,
         False as soon as it fails otherwise (then each is applied on its own)."""
-        while events:
+        while True:
             try:
                 await self.apply(events)
                 return True
@@ -303,7 +303,6 @@ class EventConsumer:
                 else:
                     log.warning("consumer %s: a batch failed (%s); one event at a time", self.name, error)
                     return False
-        return True
 
     async def apply(self, events: list[ReceivedEvent]) -> None:
         """The events' effects in one transaction, with their inbox records, as for one fetched batch; each event

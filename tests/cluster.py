@@ -55,13 +55,12 @@ class Cluster:
         """Every process started and ready; if one is not, all are stopped (none outlives a failed start)."""
         try:
             infrastructure = [name for name, part in self.parts.items() if part.infrastructure]
+            services = [name for name in self.processes if name not in infrastructure]
             for name in infrastructure:
                 await asyncio.to_thread(self.processes[name].start)
             await ensure_topics(self.stack.bootstrap_servers)
-            for name in self.processes:
-                if name not in infrastructure:
-                    await asyncio.to_thread(self.processes[name].start)
-            services = [name for name in self.processes if name not in infrastructure]
+            for name in services:
+                await asyncio.to_thread(self.processes[name].start)
             await asyncio.gather(*(self.wait_ready(name, timeout) for name in services))
         except BaseException:
             self.stop()
