@@ -21,7 +21,7 @@ row locks its handlers will take for the batch's new events, in one global order
 in order, but one after the other they would not be, and two batches (two instances) could deadlock.
 
 One client per service (not per topic): every idle client fetches from the broker all the time, and the local
-broker holds each fetch for KAFKA_FETCH_MAX_WAIT_MS.
+broker holds each fetch that finds no data for KAFKA_FETCH_MAX_WAIT_MS.
 """
 
 import asyncio
@@ -73,8 +73,9 @@ BatchHandler = Callable[[list[ReceivedEvent], BaseDBAsyncClient], Awaitable[None
 
 @dataclass(frozen=True)
 class ForBatches:
-    """A handler given consecutive new events of its type together, in partition order, to apply them in one
-    statement (a read model that only keeps the latest value: order_svc's stock levels)."""
+    """A handler given consecutive new events of its type together, in partition order, to apply them in few
+    statements: order_svc's stock levels (a read model keeping the latest value), the saga's two moves of every
+    order."""
 
     handle: BatchHandler
 

@@ -16,7 +16,8 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # How long the broker may hold a consumer's fetch. Kafka and AutoMQ answer as soon as data arrives; tansu, the
-    # local broker, always waits this long, so it is the floor of every event hop's latency there.
+    # local broker, answers at once only if the fetch finds data, else after this long without looking again (below
+    # 250 ms), so an event published meanwhile waits for the rest of that fetch: half of this on average.
     kafka_fetch_max_wait_ms: int = Field(25, ge=1)
     # Services other than user_svc verify access tokens with the keys published here (fetched, then cached).
     jwks_url: str = "http://127.0.0.1:8080/api/v1/.well-known/jwks.json"

@@ -2,7 +2,7 @@
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from common.consumer import EventConsumer, ReceivedEvent
+from common.consumer import EventConsumer, ForBatches, ReceivedEvent
 from common.messages import (
     ORDER_CANCELLED,
     ORDER_PAID,
@@ -26,8 +26,11 @@ def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventC
 
         return handle
 
-    async def placed(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
-        await orchestrator.order_placed(connection, event.payload, event)
+    async def placed(events: list[ReceivedEvent], connection: BaseDBAsyncClient) -> None:
+        await orchestrator.orders_placed(connection, [(event.payload, event) for event in events])
+
+    async def reserved(events: list[ReceivedEvent], connection: BaseDBAsyncClient) -> None:
+        await orchestrator.stocks_reserved(connection, [(event.payload["order_id"], event) for event in events])
 
     async def rejected(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
         await orchestrator.stock_rejected(connection, event.payload, event)
@@ -42,10 +45,10 @@ def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventC
             DB,
             topics=[ORDER_EVENTS, STOCK_REPLIES],
             handlers={
-                ORDER_PLACED: placed,
+                ORDER_PLACED: ForBatches(placed),  # the two events of every order: moved in bulk
                 ORDER_PAID: on(orchestrator.order_paid),
                 ORDER_CANCELLED: on(orchestrator.order_cancelled),
-                STOCK_RESERVED: on(orchestrator.stock_reserved),
+                STOCK_RESERVED: ForBatches(reserved),
                 STOCK_REJECTED: rejected,
                 STOCK_RELEASED: on(orchestrator.stock_released),
                 STOCK_CONFIRMED: on(orchestrator.stock_confirmed),

@@ -9,12 +9,20 @@ statement saved here is saved on every order, several times (DESIGN §10).
     move = await lock_saga(connection, order_id)   # one statement: the saga row locked, with its running step
     move.saga.state = ...; move.finish_step(...); move.start_step(...); move.emit(...)
     await save_move(connection, move)               # one statement, none if nothing changed
+
+A consumer's batch moves many sagas: `lock_sagas` reads them all with one statement, and `Writes` sends their
+statements together, one round trip for consecutive statements of the same text (asyncpg's executemany pipelines
+them; PostgreSQL still runs them one after the other, in order). The consumer's loop is serial and waits for every
+round trip: at 200 orders/s a batch of 5-8 events took 10-17 ms with a read and a write per event, 8-12 ms so, and
+the saga's CPU fell from 0.23-0.25 to 0.18-0.21 of a core.
 """
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -99,6 +107,9 @@ SELECT sagas.*, step.id AS step_id, step.name AS step_name, step.state AS step_s
 FROM sagas LEFT JOIN saga_steps AS step ON step.saga_id = sagas.order_id AND step.state = 'running'
 """
 _LOCK = _READ + "WHERE sagas.order_id = $1 FOR UPDATE OF sagas"
+# Several sagas locked in one global order (their ids), so that two transactions locking some of the same cannot
+# deadlock.
+_LOCK_MANY = _READ + "WHERE sagas.order_id = ANY($1::uuid[]) ORDER BY sagas.order_id FOR UPDATE OF sagas"
 _LOCK_DUE = _READ + "WHERE sagas.due_at <= now() ORDER BY sagas.due_at LIMIT $1 FOR UPDATE OF sagas SKIP LOCKED"
 
 
@@ -113,6 +124,13 @@ async def lock_saga(
         return None
     moves[0].received = received
     return moves[0]
+
+
+async def lock_sagas(connection: BaseDBAsyncClient, order_ids: list[str]) -> dict[uuid.UUID, Move]:
+    """The orders' sagas locked (`FOR UPDATE`, in order of their ids) until the caller's transaction ends, each with
+    its running step, by order id; an order without a saga is left out."""
+    keys = sorted({uuid.UUID(order_id) for order_id in order_ids})
+    return {move.saga.order_id: move for move in await _locked(connection, _LOCK_MANY, [keys])}
 
 
 async def lock_due_sagas(connection: BaseDBAsyncClient, limit: int) -> list[Move]:
@@ -171,9 +189,33 @@ ORDER BY n.position
 
 async def save_move(connection: BaseDBAsyncClient, move: Move) -> None:
     """Write what `move` changed, on the caller's transaction: one statement, or none if it changed nothing."""
-    if move.changes_anything():
-        move.saga.updated_at = move.at
-        await connection.execute_query(*_statement(move))
+    writes = Writes()
+    writes.add(move)
+    await writes.send(connection)
+
+
+class Writes:
+    """The statements of several moves, made as each move is decided (the correlation id of the events it emits is
+    the one of that moment) and sent together by `send`."""
+
+    def __init__(self) -> None:
+        self._statements: list[tuple[str, list]] = []
+
+    def add(self, move: Move) -> None:
+        """The statement writing what `move` changed; none if it changed nothing."""
+        if move.changes_anything():
+            move.saga.updated_at = move.at
+            self._statements.append(_statement(move))
+
+    async def send(self, connection: BaseDBAsyncClient) -> None:
+        """Every statement, in order, on the caller's transaction: one round trip per run of the same text."""
+        for sql, run in groupby(self._statements, key=itemgetter(0)):
+            parameters = [statement_parameters for _, statement_parameters in run]
+            if len(parameters) == 1:
+                await connection.execute_query(sql, parameters[0])
+            else:
+                await connection.execute_many(sql, parameters)
+        self._statements.clear()
 
 
 class _Parameters(list):

@@ -29,7 +29,7 @@ from common.outbox import Event
 from common.topics import SAGA_EVENTS, STOCK_COMMANDS
 from saga.metrics import SagaMetrics
 from saga.models import Saga, SagaState, StepName, StepState
-from saga.moves import Move, lock_saga, save_move
+from saga.moves import Move, Writes, lock_saga, lock_sagas, save_move
 
 COMMAND_OF_STATE = {
     SagaState.RESERVING: (StepName.RESERVE, RESERVE_STOCK),
@@ -55,6 +55,21 @@ class Orchestrator:
     async def order_placed(self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: ReceivedEvent) -> None:
         """A new saga, reserving: written only if the order has none yet (the same order placed twice, under
         another event id, has one saga)."""
+        await self.orders_placed(connection, [(payload, cause)])
+
+    async def orders_placed(
+        self, connection: BaseDBAsyncClient, placed: list[tuple[dict[str, Any], ReceivedEvent]]
+    ) -> None:
+        """`order_placed` for each (payload, cause) of a consumer's run of order.placed events, in one round trip."""
+        writes, moves = Writes(), []
+        for payload, cause in placed:
+            correlation_id.set(cause.correlation_id)  # the saga's, and that of the commands its move emits
+            moves.append(self._placed(payload, cause))
+            writes.add(moves[-1])
+        await writes.send(connection)
+        self._observe(moves)
+
+    def _placed(self, payload: dict[str, Any], cause: ReceivedEvent) -> Move:
         at = now()
         saga = Saga(
             order_id=uuid.UUID(payload["order_id"]),
@@ -67,7 +82,7 @@ class Orchestrator:
         )
         move = Move(saga, new=True, at=at, received=cause)
         self._enter(move, SagaState.RESERVING)
-        await self._save(connection, move)
+        return move
 
     async def order_paid(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
         move = await lock_saga(connection, order_id, cause)
@@ -91,12 +106,28 @@ class Orchestrator:
     # --- what stock says -----------------------------------------------------------------------------------------
 
     async def stock_reserved(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
-        move = await lock_saga(connection, order_id, cause)
-        if move is None or move.saga.state != SagaState.RESERVING:
-            return  # a duplicate reply, or the saga moved on (a cancel is releasing whatever was reserved)
+        await self.stocks_reserved(connection, [(order_id, cause)])
+
+    async def stocks_reserved(self, connection: BaseDBAsyncClient, replies: list[tuple[str, ReceivedEvent]]) -> None:
+        """`stock_reserved` for each (order id, cause) of a consumer's run of stock.reserved replies: their sagas
+        locked with one statement, written in one round trip."""
+        locked = await lock_sagas(connection, [order_id for order_id, _ in replies])
+        writes, moved = Writes(), []
+        for order_id, cause in replies:
+            move = locked.get(uuid.UUID(order_id))
+            if move is None or move.saga.state != SagaState.RESERVING:
+                continue  # a duplicate reply (in this run too), or the saga moved on (a cancel is releasing it)
+            correlation_id.set(cause.correlation_id)
+            move.received = cause
+            self._reservation_made(move)
+            writes.add(move)
+            moved.append(move)
+        await writes.send(connection)
+        self._observe(moved)
+
+    def _reservation_made(self, move: Move) -> None:
         move.finish_step(StepState.SUCCEEDED)
         self._enter(move, SagaState.CONFIRMING if move.saga.paid else SagaState.AWAITING_PAYMENT)
-        await self._save(connection, move)
 
     async def stock_rejected(
         self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: ReceivedEvent
@@ -150,10 +181,15 @@ class Orchestrator:
 
     async def _save(self, connection: BaseDBAsyncClient, move: Move) -> None:
         await save_move(connection, move)
-        for step in move.changed_steps():
-            if step.finished_at is not None:  # the move ended the step it found running
-                duration = (step.finished_at - step.started_at).total_seconds()
-                self.metrics.step_duration.labels(str(step.name), str(step.state)).observe(duration)
+        self._observe([move])
+
+    def _observe(self, moves: list[Move]) -> None:
+        """The durations of the steps the moves ended."""
+        for move in moves:
+            for step in move.changed_steps():
+                if step.finished_at is not None:  # the move ended the step it found running
+                    duration = (step.finished_at - step.started_at).total_seconds()
+                    self.metrics.step_duration.labels(str(step.name), str(step.state)).observe(duration)
 
     def _deadline(self, move: Move) -> None:
         saga, step = move.saga, move.step

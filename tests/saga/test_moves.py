@@ -5,12 +5,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from common.consumer import ReceivedEvent
 from saga.models import Saga, SagaState, SagaStep
 from saga.moves import lock_due_sagas
 from tests.saga.conftest import ITEMS, cause, commands, orchestrator, place, run, saga_of
@@ -29,6 +31,10 @@ class Recorded:
     async def execute_query_dict(self, sql: str, values: list | None = None) -> list[dict]:
         self.statements.append(sql)
         return await self.connection.execute_query_dict(sql, values)
+
+    async def execute_many(self, sql: str, values: list) -> None:
+        self.statements.append(sql)  # one round trip: asyncpg pipelines them
+        await self.connection.execute_many(sql, values)
 
 
 async def statements_of(method, *arguments: Any) -> list[str]:
@@ -128,6 +134,66 @@ async def test_a_move_reads_once_and_writes_once(client):
     assert "FOR UPDATE OF sagas" in lock and write.startswith("WITH saga AS (UPDATE sagas")
     assert await steps_of(order_id) == [("reserve", "succeeded", 1), ("await_payment", "running", 0)]
     assert len(await statements_of(saga.stock_reserved, order_id)) == 1  # a duplicate reply: read, nothing written
+
+
+def received(event_type: str, topic: str) -> ReceivedEvent:
+    """A consumed message with a correlation id of its own."""
+    return replace(cause(event_type, topic), correlation_id=str(uuid.uuid4()))
+
+
+async def correlations(order_ids: list[str]) -> dict[str, str]:
+    rows = await connections.get("saga").execute_query_dict(
+        "SELECT aggregate_id, headers->>'correlation_id' AS id FROM outbox WHERE aggregate_id = ANY($1)", [order_ids]
+    )
+    return {row["aggregate_id"]: row["id"] for row in rows}
+
+
+async def test_a_run_of_placed_orders_is_one_round_trip(client):
+    saga, order_ids = orchestrator(), [str(uuid.uuid4()) for _ in range(3)]
+    events = [received("order.placed", "order-events") for _ in order_ids]
+    runs = [(placed(order_id), event) for order_id, event in zip(order_ids, events, strict=True)]
+    runs.append((placed(order_ids[0]), received("order.placed", "order-events")))  # the first order, placed again
+    async with in_transaction("saga") as connection:
+        recorded = Recorded(connection)
+        await saga.orders_placed(recorded, runs)
+    assert len(recorded.statements) == 1
+    for order_id in order_ids:
+        assert await steps_of(order_id) == [("reserve", "running", 1)]
+        assert [event for event, _ in await commands(order_id)] == ["stock.reserve"]
+    # Each saga and its command carry the correlation id of the event that placed it.
+    expected = {order_id: event.correlation_id for order_id, event in zip(order_ids, events, strict=True)}
+    assert await correlations(order_ids) == expected
+    assert {(await saga_of(order_id)).correlation_id for order_id in order_ids} == set(expected.values())
+
+
+async def test_a_run_of_reservations_reads_once_and_writes_in_one_round_trip(client):
+    saga = orchestrator()
+    order_ids = [await place(saga) for _ in range(3)]
+    await Saga.filter(order_id=order_ids[2]).update(paid=True)  # paid first: its reservation confirms at once
+    replies = [(order_id, received("stock.reserved", "stock-replies")) for order_id in order_ids]
+    replies.append((order_ids[0], received("stock.reserved", "stock-replies")))  # a second reply: changes nothing
+    replies.append((str(uuid.uuid4()), received("stock.reserved", "stock-replies")))  # no such saga: ignored
+    async with in_transaction("saga") as connection:
+        recorded = Recorded(connection)
+        await saga.stocks_reserved(recorded, replies)
+    lock, awaiting, confirming = recorded.statements  # the two kinds of move, each one round trip
+    assert "FOR UPDATE OF sagas" in lock and awaiting.startswith("WITH saga AS (UPDATE sagas")
+    assert "INSERT INTO outbox" in confirming and "INSERT INTO outbox" not in awaiting
+    for order_id in order_ids[:2]:
+        assert await steps_of(order_id) == [("reserve", "succeeded", 1), ("await_payment", "running", 0)]
+        assert (await saga_of(order_id)).state == SagaState.AWAITING_PAYMENT
+    assert await steps_of(order_ids[2]) == [("reserve", "succeeded", 1), ("confirm", "running", 1)]
+    assert [event for event, _ in await commands(order_ids[2])] == ["stock.reserve", "stock.confirm"]
+    (confirm,) = await connections.get("saga").execute_query_dict(
+        "SELECT headers->>'correlation_id' AS id, headers->>'causation_id' AS cause FROM outbox"
+        " WHERE aggregate_id = $1 AND event_type = 'stock.confirm'",
+        [order_ids[2]],
+    )
+    assert (confirm["id"], confirm["cause"]) == (replies[2][1].correlation_id, str(replies[2][1].id))
+    (saga_messages,) = await connections.get("saga").execute_query_dict(
+        "SELECT count(*) AS n FROM saga_messages WHERE saga_id = $1 AND direction = 'received'", [order_ids[0]]
+    )
+    assert saga_messages["n"] == 2  # order.placed, and the first reply only
 
 
 async def test_payment_during_the_reservation_writes_only_paid(client):
