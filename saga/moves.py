@@ -1,14 +1,15 @@
 """A saga's move, read once under its row lock and written in one statement.
 
 The orchestrator decides in Python on a `Move`: the saga and its running step as locked (Tortoise instances used
-as data), which it changes in place, the steps it starts and the events it emits. `save_move` then writes what
+as data), which it changes in place, the steps it starts and the events it emits. `Writes` then writes what
 changed, set-based, in ONE data-modifying statement: the saga's changed columns (or the new saga), the changed
 step, the new steps and the outbox rows. Every consumed event, deadline and retry moves a saga, so each
 statement saved here is saved on every order, several times (DESIGN §10).
 
     move = await lock_saga(connection, order_id)   # one statement: the saga row locked, with its running step
     move.saga.state = ...; move.finish_step(...); move.start_step(...); move.emit(...)
-    await save_move(connection, move)               # one statement, none if nothing changed
+    writes = Writes(); writes.add(move)            # its statement, none if nothing changed
+    await writes.send(connection)                   # one round trip
 
 A consumer's batch moves many sagas: `lock_sagas` reads them all with one statement, and `Writes` sends their
 statements together, one round trip for consecutive statements of the same text (asyncpg's executemany pipelines
@@ -187,22 +188,17 @@ ORDER BY n.position
 """
 
 
-async def save_move(connection: BaseDBAsyncClient, move: Move) -> None:
-    """Write what `move` changed, on the caller's transaction: one statement, or none if it changed nothing."""
-    writes = Writes()
-    writes.add(move)
-    await writes.send(connection)
-
-
 class Writes:
-    """The statements of several moves, made as each move is decided (the correlation id of the events it emits is
-    the one of that moment) and sent together by `send`."""
+    """The statements of several moves (`moves`, in order), made as each move is decided (the correlation id of the
+    events it emits is the one of that moment) and sent together, once, by `send`."""
 
     def __init__(self) -> None:
+        self.moves: list[Move] = []
         self._statements: list[tuple[str, list]] = []
 
     def add(self, move: Move) -> None:
         """The statement writing what `move` changed; none if it changed nothing."""
+        self.moves.append(move)
         if move.changes_anything():
             move.saga.updated_at = move.at
             self._statements.append(_statement(move))

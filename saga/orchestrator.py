@@ -29,7 +29,7 @@ from common.outbox import Event
 from common.topics import SAGA_EVENTS, STOCK_COMMANDS
 from saga.metrics import SagaMetrics
 from saga.models import Saga, SagaState, StepName, StepState
-from saga.moves import Move, Writes, lock_saga, lock_sagas, save_move
+from saga.moves import Move, Writes, lock_saga, lock_sagas
 
 COMMAND_OF_STATE = {
     SagaState.RESERVING: (StepName.RESERVE, RESERVE_STOCK),
@@ -61,13 +61,11 @@ class Orchestrator:
         self, connection: BaseDBAsyncClient, placed: list[tuple[dict[str, Any], ReceivedEvent]]
     ) -> None:
         """`order_placed` for each (payload, cause) of a consumer's run of order.placed events, in one round trip."""
-        writes, moves = Writes(), []
+        writes = Writes()
         for payload, cause in placed:
             correlation_id.set(cause.correlation_id)  # the saga's, and that of the commands its move emits
-            moves.append(self._placed(payload, cause))
-            writes.add(moves[-1])
-        await writes.send(connection)
-        self._observe(moves)
+            writes.add(self._placed(payload, cause))
+        await self._send(connection, writes)
 
     def _placed(self, payload: dict[str, Any], cause: ReceivedEvent) -> Move:
         at = now()
@@ -112,7 +110,7 @@ class Orchestrator:
         """`stock_reserved` for each (order id, cause) of a consumer's run of stock.reserved replies: their sagas
         locked with one statement, written in one round trip."""
         locked = await lock_sagas(connection, [order_id for order_id, _ in replies])
-        writes, moved = Writes(), []
+        writes = Writes()
         for order_id, cause in replies:
             move = locked.get(uuid.UUID(order_id))
             if move is None or move.saga.state != SagaState.RESERVING:
@@ -121,9 +119,7 @@ class Orchestrator:
             move.received = cause
             self._reservation_made(move)
             writes.add(move)
-            moved.append(move)
-        await writes.send(connection)
-        self._observe(moved)
+        await self._send(connection, writes)
 
     def _reservation_made(self, move: Move) -> None:
         move.finish_step(StepState.SUCCEEDED)
@@ -180,12 +176,14 @@ class Orchestrator:
     # --- moving ----------------------------------------------------------------------------------------------------
 
     async def _save(self, connection: BaseDBAsyncClient, move: Move) -> None:
-        await save_move(connection, move)
-        self._observe([move])
+        writes = Writes()
+        writes.add(move)
+        await self._send(connection, writes)
 
-    def _observe(self, moves: list[Move]) -> None:
-        """The durations of the steps the moves ended."""
-        for move in moves:
+    async def _send(self, connection: BaseDBAsyncClient, writes: Writes) -> None:
+        """The moves' writes, then the durations of the steps they ended."""
+        await writes.send(connection)
+        for move in writes.moves:
             for step in move.changed_steps():
                 if step.finished_at is not None:  # the move ended the step it found running
                     duration = (step.finished_at - step.started_at).total_seconds()
