@@ -32,11 +32,23 @@ class PooledConnection(asyncpg.Connection):
         return ""
 
 
+# Every execution planned for its own parameters, with the statistics of the moment. By default PostgreSQL plans a
+# prepared statement once for all parameters after five executions and keeps that generic plan until the table's
+# statistics are renewed. The services prepare their statements right after start, on tables of a few rows, where a
+# scan of the whole table looks cheapest, and the tables grow faster than their statistics. Seen with auto_explain at
+# 200 orders/s: the saga's lock of a batch's sagas by id scanned every saga (5 ms a batch at 10,000 sagas, growing
+# with each order), stock's batch lock every reservation. Planning each execution costs PostgreSQL about 0.3 ms of
+# CPU per order (bench.http, 2026-12-07); tests/common/test_query_plans.py shows both plans.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+
+
 def tortoise_config(database_url: str, app_label: str, pool_size: int = 10) -> dict:
     """A Tortoise config with one connection and one app named `app_label` (models in `<app>.models`,
     migrations in `<app>.migrations`)."""
     connection = expand_db_url(database_url)
-    connection["credentials"].update(minsize=1, maxsize=pool_size, connection_class=PooledConnection)
+    connection["credentials"].update(
+        minsize=1, maxsize=pool_size, connection_class=PooledConnection, server_settings=SERVER_SETTINGS
+    )
     app = {"models": [f"{app_label}.models"], "default_connection": app_label, "migrations": f"{app_label}.migrations"}
     return {
         "connections": {app_label: connection},
