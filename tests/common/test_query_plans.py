@@ -1,5 +1,5 @@
 """Service connections plan every execution for its parameters (common/database.py SERVER_SETTINGS): a statement
-prepared while its table was empty still finds rows through the index once the table has grown."""
+prepared while its table was small still finds rows through the index once the table has grown."""
 
 import asyncpg
 
@@ -28,7 +28,7 @@ async def plan_after_growth(database_url: str, server_settings: dict[str, str]) 
         await connection.close()
 
 
-async def test_a_statement_prepared_on_an_empty_table_uses_the_index_once_it_grew(postgres_url: str) -> None:
+async def test_a_statement_prepared_on_a_small_table_uses_the_index_once_it_grew(postgres_url: str) -> None:
     url = f"{postgres_url}/plans"
     await ensure_database(url)
     settings = tortoise_config(url, "plans")["connections"]["plans"]["credentials"]["server_settings"]
@@ -36,8 +36,8 @@ async def test_a_statement_prepared_on_an_empty_table_uses_the_index_once_it_gre
     assert "sagas_pkey" in plan and "Seq Scan" not in plan, plan
 
 
-async def test_by_default_the_plan_made_on_the_empty_table_stays(postgres_url: str) -> None:
-    """Why the setting exists: without it, the generic plan made on the empty table scans all 20,000 rows."""
+async def test_by_default_the_plan_made_on_the_small_table_stays(postgres_url: str) -> None:
+    """Why the setting exists: without it, the generic plan made on the small table scans all 20,060 rows."""
     url = f"{postgres_url}/plans"
     await ensure_database(url)
     plan = await plan_after_growth(url, {})
