@@ -37,7 +37,8 @@ async def test_a_statement_prepared_on_a_small_table_uses_the_index_once_it_grew
 
 
 async def test_by_default_the_plan_made_on_the_small_table_stays(postgres_url: str) -> None:
-    """Why the setting exists: without it, the generic plan made on the small table scans all 20,060 rows."""
+    """Why the setting exists: without it, the generic plan made on the small table scans all 20,060 rows until
+    autovacuum analyses the table again."""
     url = f"{postgres_url}/plans"
     await ensure_database(url)
     plan = await plan_after_growth(url, {})
