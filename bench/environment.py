@@ -1,15 +1,18 @@
 """What every benchmark needs: its own real servers on free ports, and a description of the machine."""
 
+import asyncio
 import os
 import platform
 import shutil
 import signal
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from stack.infra import ServerProcess, broker_command, free_port, init_postgres, postgres_command, remove_postgres
 
@@ -55,6 +58,14 @@ def machine() -> dict:
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
     }
+
+
+def run(main: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run(main), stopped by SIGTERM (`timeout`, `kill`) as by Ctrl-C: main's finally blocks stop the servers
+    it started. By default SIGTERM ends Python at once and leaves a whole stack running, which then takes the cores
+    of every later measurement."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    return asyncio.run(main)
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -32,7 +32,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.environment import RESULTS, machine, percentile
+from bench.environment import RESULTS, machine, percentile, run
 from bench.processes import cpu_between, sample
 from bench.system import Bench
 from bench.wrk import RATES, open_loop_script, order_script, wrk, wrk_open_loop
@@ -280,7 +280,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--scale", default="", help="STACK_SCALE for the stack, e.g. 2 or saga=2 (default: one each)")
     arguments = parser.parse_args()
-    outcome = asyncio.run(main(arguments.seconds, arguments.scale))
+    outcome = run(main(arguments.seconds, arguments.scale))
     RESULTS.mkdir(exist_ok=True)
     name = f"http-scale-{arguments.scale}.json" if arguments.scale else "http.json"
     (RESULTS / name).write_text(json.dumps(outcome, indent=2) + "\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from bench.environment import RESULTS, Servers, machine, percentile, servers
+from bench.environment import RESULTS, Servers, machine, percentile, run, servers
 from common.database import asyncpg_dsn, ensure_database
 from common.outbox import OUTBOX_DDL
 from common.topics import ensure_topics
@@ -153,7 +153,7 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=50_000)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
-    result = asyncio.run(main(parser.parse_args()))
+    result = run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "relay.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

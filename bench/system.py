@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 
-from bench.environment import RESULTS, machine
+from bench.environment import RESULTS, machine, run
 from bench.wrk import order_script, reserve_script, wrk
 from common.database import asyncpg_dsn, ensure_database
 from common.outbox import OUTBOX_DDL
@@ -192,6 +192,6 @@ async def main(seconds: float) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0)
-    outcome = asyncio.run(main(parser.parse_args().seconds))
+    outcome = run(main(parser.parse_args().seconds))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "system.json").write_text(json.dumps(outcome, indent=2) + "\n")
