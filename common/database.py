@@ -22,34 +22,39 @@ from tortoise.migrations.api.migrate import migrate
 log = logging.getLogger(__name__)
 
 
+# Marks a statement, at the start of its text, as planned anew for each execution's values (PooledConnection.fetch).
+# asyncpg prepares a statement once per connection, and after five executions PostgreSQL plans it once for all values
+# and keeps that generic plan until autovacuum next analyses its tables (about once a minute per database). A
+# statement prepared right after start, on a table of a few rows, gets a plan that scans the whole table; a lookup by
+# id through a growing table needs the mark. Seen with auto_explain at 200 orders/s: the saga's lock of a batch's
+# sagas by id scanned every saga (5 ms a batch at 10,000 sagas), stock's batch lock every reservation.
+PLANNED_PER_EXECUTION = "/* planned per execution */"
+
+
 class PooledConnection(asyncpg.Connection):
     """A pooled connection that goes back to the pool without a reset query. asyncpg's default (unlock advisory
     locks, close cursors, unlisten, reset settings) is one more round trip per transaction and per query, for
     session state the services never create: their locks are transaction-scoped, their settings `SET LOCAL`, and
-    LISTEN and session locks live on connections of their own. An open transaction is still rolled back."""
+    LISTEN and session locks live on connections of their own. An open transaction is still rolled back.
+
+    A query that begins with PLANNED_PER_EXECUTION is prepared for this execution alone, so PostgreSQL plans it for
+    these values (a new prepared statement's first executions get plans of their own): one round trip more."""
 
     def get_reset_query(self) -> str:
         return ""
 
-
-# Every execution planned for its own parameters, with the statistics of the moment. By default PostgreSQL plans a
-# prepared statement once for all parameters after five executions and keeps that generic plan until autovacuum next
-# analyses its tables (it visits a database about once a minute). The services prepare their statements right after
-# start, on tables of a few rows, where a scan of the whole table looks cheapest. Seen with auto_explain at 200
-# orders/s: the saga's lock of a batch's sagas by id scanned every saga (5 ms a batch at 10,000 sagas), stock's batch
-# lock every reservation. In four A/B pairs of bench.http (2026-12-07): commit -> AWAITING_PAYMENT at 200 orders/s
-# p50 136 against 189 ms, p99 242 against 350 ms (means), for 0.8 ms more of PostgreSQL's CPU per order in the
-# closed loop (395 against 513 orders/s). tests/common/test_query_plans.py shows both plans.
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> list:
+        if query.startswith(PLANNED_PER_EXECUTION):
+            statement = await self.prepare(query, timeout=timeout, **options)
+            return await statement.fetch(*args, timeout=timeout)
+        return await super().fetch(query, *args, timeout=timeout, **options)
 
 
 def tortoise_config(database_url: str, app_label: str, pool_size: int = 10) -> dict:
     """A Tortoise config with one connection and one app named `app_label` (models in `<app>.models`,
     migrations in `<app>.migrations`)."""
     connection = expand_db_url(database_url)
-    connection["credentials"].update(
-        minsize=1, maxsize=pool_size, connection_class=PooledConnection, server_settings=SERVER_SETTINGS
-    )
+    connection["credentials"].update(minsize=1, maxsize=pool_size, connection_class=PooledConnection)
     app = {"models": [f"{app_label}.models"], "default_connection": app_label, "migrations": f"{app_label}.migrations"}
     return {
         "connections": {app_label: connection},

@@ -30,6 +30,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.timezone import now
 
 from common.consumer import ReceivedEvent
+from common.database import PLANNED_PER_EXECUTION
 from common.outbox import Event, encode_json, event_arrays, insert_events
 from saga.models import Saga, SagaStep, StepName, StepState
 
@@ -99,8 +100,9 @@ def _values(row: Any, columns: tuple[str, ...]) -> dict[str, Any]:
 # snapshot, taken before it waits for the lock: when another move of this saga commits meanwhile, the lock returns
 # the saga's new version (PostgreSQL re-reads the locked row) but the step joined to it as it was before that move.
 # `moved_meanwhile` tells so (the locked version is not the one this statement's snapshot sees); reading again,
-# the lock now held, gives the step that goes with the saga.
-_READ = """
+# the lock now held, gives the step that goes with the saga. Planned per execution: a plan made for all values scanned
+# every saga (common/database.py).
+_READ = f"""{PLANNED_PER_EXECUTION}
 SELECT sagas.*, step.id AS step_id, step.name AS step_name, step.state AS step_state,
     step.attempts AS step_attempts, step.command_id AS step_command_id, step.started_at AS step_started_at,
     step.finished_at AS step_finished_at, step.error AS step_error,

@@ -20,6 +20,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from common.consumer import ReceivedEvent
+from common.database import PLANNED_PER_EXECUTION
 from common.errors import Conflict
 from common.messages import (
     CONFIRM_STOCK,
@@ -40,7 +41,8 @@ INSUFFICIENT_STOCK = "insufficient stock"
 ALREADY_RELEASED = "the order's reservation was already released"
 
 
-_LOCK_ITEMS_OF_COMMANDS = """
+# Planned per execution: a plan made for all values scanned every reservation (common/database.py).
+_LOCK_ITEMS_OF_COMMANDS = f"""{PLANNED_PER_EXECUTION}
 SELECT 1 FROM inventory_items
 WHERE product_id = ANY($1::text[]) OR id IN (SELECT item_id FROM reservations WHERE order_id = ANY($2::text[]))
 ORDER BY product_id
