@@ -3,10 +3,19 @@ while its table was small, it still finds rows through the index once the table 
 keeps the plan made for the small table until autovacuum analyses it again."""
 
 import asyncpg
+import pytest
 
 from common.database import PLANNED_PER_EXECUTION, PooledConnection, asyncpg_dsn, ensure_database
 
 LOCK_SAGAS = "SELECT * FROM sagas WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+_SCANS = "SELECT seq_scan, idx_scan FROM pg_stat_xact_all_tables WHERE relid = 'sagas'::regclass"
+
+
+@pytest.fixture
+async def plans_url(postgres_url: str) -> str:
+    url = f"{postgres_url}/plans"
+    await ensure_database(url)
+    return url
 
 
 async def scans_after_growth(database_url: str, statement: str) -> dict[str, int]:
@@ -33,19 +42,12 @@ async def scans_after_growth(database_url: str, statement: str) -> dict[str, int
         await connection.close()
 
 
-_SCANS = "SELECT seq_scan, idx_scan FROM pg_stat_xact_all_tables WHERE relid = 'sagas'::regclass"
-
-
-async def test_a_statement_planned_per_execution_uses_the_index_once_its_table_grew(postgres_url: str) -> None:
-    url = f"{postgres_url}/plans"
-    await ensure_database(url)
-    scans = await scans_after_growth(url, f"{PLANNED_PER_EXECUTION} {LOCK_SAGAS}")
+async def test_a_statement_planned_per_execution_uses_the_index_once_its_table_grew(plans_url: str) -> None:
+    scans = await scans_after_growth(plans_url, f"{PLANNED_PER_EXECUTION} {LOCK_SAGAS}")
     assert scans["seq_scan"] == 0 and scans["idx_scan"] > 0, scans
 
 
-async def test_an_unmarked_statement_keeps_the_plan_made_for_the_small_table(postgres_url: str) -> None:
+async def test_an_unmarked_statement_keeps_the_plan_made_for_the_small_table(plans_url: str) -> None:
     """Why the mark exists: the generic plan made for 60 rows scans all 20,060."""
-    url = f"{postgres_url}/plans"
-    await ensure_database(url)
-    scans = await scans_after_growth(url, LOCK_SAGAS)
+    scans = await scans_after_growth(plans_url, LOCK_SAGAS)
     assert scans["seq_scan"] == 1 and scans["idx_scan"] == 0, scans
