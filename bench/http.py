@@ -12,9 +12,9 @@
 - the highest open-loop rate once more, after the closed loop.
 
 The open-loop rates run before the closed loop because the local broker's cost grows with what it stores: tansu
-0.6's memory storage lists every batch a partition holds to answer each fetch of it (no offset index, no
-retention), and the closed loop leaves tens of thousands of batches behind. The last figure shows that cost; Kafka
-and AutoMQ find a fetch's offset in an index and do not grow so.
+0.6's memory storage lists every batch a partition holds to answer each fetch that finds data in it (no offset
+index, no retention), and the closed loop leaves tens of thousands of batches behind. The last figure shows that
+cost; Kafka and AutoMQ find a fetch's offset in an index and do not grow so.
 
     python -m bench.http [--seconds 10] [--scale 2]
 
