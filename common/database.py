@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 # and keeps that generic plan until autovacuum next analyses its tables (about once a minute per database). A
 # statement prepared right after start, on a table of a few rows, gets a plan that scans the whole table; a lookup by
 # id through a growing table needs the mark. Seen with auto_explain at 200 orders/s: the saga's lock of a batch's
-# sagas by id scanned every saga (5 ms a batch at 10,000 sagas), stock's batch lock every reservation.
+# sagas by id scanned every saga (5 ms a batch at 10,000 sagas), stock's batch lock every reservation. Only `fetch`
+# honours the mark (Tortoise's execute_query and execute_query_dict call it; fetchrow and execute do not).
 PLANNED_PER_EXECUTION = "/* planned per execution */"
 
 
