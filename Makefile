@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python -m bench.http
 	$(BIN)/python -m bench.http --scale 2
 	$(BIN)/python -m bench.system
+	$(BIN)/python -m bench.growth
 
 lint: install
 	$(BIN)/ruff check .

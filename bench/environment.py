@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stack.infra import ServerProcess, broker_command, free_port, init_postgres, postgres_command, remove_postgres
+from stack.infra import ServerProcess, free_port, init_postgres, postgres_command, remove_postgres
+from stack.kafka.nodes import start_cluster
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -32,7 +33,7 @@ def servers() -> Iterator[Servers]:
     # Private (mode 0700): as root, PostgreSQL's cluster then lives in a directory of nobody's (stack/infra.py).
     directory = Path(tempfile.mkdtemp(prefix="shop-bench-"))
     init_postgres(directory / "postgres")
-    pg_port, broker_port = free_port(), free_port()
+    pg_port = free_port()
     postgres = ServerProcess(
         "postgres",
         postgres_command(directory / "postgres", pg_port),
@@ -40,9 +41,9 @@ def servers() -> Iterator[Servers]:
         directory / "postgres.log",
         stop_signal=signal.SIGINT,
     ).start()
-    broker = ServerProcess("broker", broker_command(broker_port), broker_port, directory / "broker.log").start()
+    (broker,), bootstrap = start_cluster(directory / "kafka", directory)
     try:
-        yield Servers(f"postgres://postgres@127.0.0.1:{pg_port}", f"127.0.0.1:{broker_port}", directory)
+        yield Servers(f"postgres://postgres@127.0.0.1:{pg_port}", bootstrap, directory)
     finally:
         broker.stop()
         postgres.stop()

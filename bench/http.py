@@ -9,12 +9,7 @@
   AWAITING_PAYMENT, over the whole time until that backlog is drained; CPU ms per order for every process (from
   /proc) and their sum; then SQL statements per order per database in a shorter second phase (PostgreSQL's
   statement log on for it alone: logging costs PostgreSQL CPU);
-- the highest open-loop rate once more, after the closed loop.
-
-The open-loop rates run before the closed loop because the local broker's cost grows with what it stores: tansu
-0.6's memory storage lists every batch a partition holds to answer each fetch that finds data in it (no offset
-index, no retention), and the closed loop leaves tens of thousands of batches behind. The last figure shows that
-cost; Kafka and AutoMQ find a fetch's offset in an index and do not grow so.
+- the highest open-loop rate once more, after the closed loop (bench.growth measures a long run at one rate).
 
     python -m bench.http [--seconds 10] [--scale 2]
 
@@ -280,8 +275,7 @@ async def main(seconds: float, scale: str) -> dict:
                 result["orders"]["cpu_ms_per_order_by_package"] = by_package(result["orders"]["cpu_ms_per_order"])
             print("orders", json.dumps(result["orders"], indent=2))
             if not scale:
-                # The same arrival rate once more, now that the closed loop has filled the broker: tansu's cost per
-                # fetch grows with the batches a partition holds (module docstring).
+                # The same arrival rate once more, now that the closed loop has filled the broker and the databases.
                 result["saga_latency_after_closed_loop"] = await measure.latency_at(AFTER_CLOSED_LOOP_RATE)
                 print("after the closed loop", json.dumps(result["saga_latency_after_closed_loop"]))
             return result

@@ -3,8 +3,8 @@
     python -m common create-topics [--timeout S]   create the system's topics on KAFKA_BOOTSTRAP_SERVERS
     python -m common signing-key PATH              generate the RS256 signing key at PATH, unless it exists
 
-Both are idempotent and exit non-zero when they fail. And a way to look at a topic (kcat cannot talk to tansu,
-the local broker; see common/tail.py):
+Both are idempotent and exit non-zero when they fail. And a way to look at a topic (see common/tail.py; kcat works
+too):
 
     python -m common tail TOPIC [--from-beginning] [--max N] [--one-line]
 """

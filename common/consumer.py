@@ -20,8 +20,9 @@ one order's saga commands apply one at a time. A consumer given `lock_rows` take
 row locks its handlers will take for the batch's new events, in one global order: each handler locks its own rows
 in order, but one after the other they would not be, and two batches (two instances) could deadlock.
 
-One client per service (not per topic): every idle client fetches from the broker all the time, and the local
-broker holds each fetch that finds no data for KAFKA_FETCH_MAX_WAIT_MS.
+One client per service (not per topic): one fetch in flight per broker however many topics it reads. The broker
+answers a fetch as soon as data arrives, and holds one that finds none for aiokafka's 500 ms: an idle consumer
+costs two requests a second.
 """
 
 import asyncio
@@ -40,7 +41,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError
@@ -172,7 +173,6 @@ class EventConsumer:
         database: str,
         max_attempts: int = 5,
         retry_delay: float = 0.1,
-        fetch_max_wait_ms: int = 25,
         lock_key: LockKey | None = None,
         lock_rows: RowLocks | None = None,
     ) -> None:
@@ -187,7 +187,6 @@ class EventConsumer:
         self.metrics = ServiceMetrics()  # register_consumers gives it the app's (common/service.py)
         self._topics = topics
         self._bootstrap_servers = bootstrap_servers
-        self._fetch_max_wait_ms = fetch_max_wait_ms  # see ServiceSettings.kafka_fetch_max_wait_ms
         self._kafka: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self._joined = asyncio.Event()
@@ -201,8 +200,9 @@ class EventConsumer:
                 group_id=self.name,
                 client_id=self.name,
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",  # tansu's "latest" is unreliable; committed offsets make it moot
-                fetch_max_wait_ms=self._fetch_max_wait_ms,
+                # No silent reset: a partition without a committed offset, or whose offset the log no longer holds,
+                # comes back as an error that _run answers by reading it from its beginning (see _rewind).
+                auto_offset_reset="none",
                 max_poll_records=500,
             )
         )
@@ -235,6 +235,9 @@ class EventConsumer:
         while not self._stopping:
             try:
                 batches = await self._kafka.getmany(timeout_ms=500)
+            except (NoOffsetForPartitionError, OffsetOutOfRangeError) as error:
+                await self._rewind(error)
+                continue
             except KafkaError as error:
                 log.warning("consumer %s cannot fetch: %s", self.name, error)
                 await asyncio.sleep(1)
@@ -244,6 +247,25 @@ class EventConsumer:
                 self._observe_lag(partition, next_offset)
             if applied:  # one commit request for the whole fetch, not one per partition
                 await self._commit(applied)
+
+    async def _rewind(self, error: NoOffsetForPartitionError | OffsetOutOfRangeError) -> None:
+        """Read a partition from its first message: one this group has never read (no committed offset), or one
+        whose committed offset the log does not hold (the topic was recreated, or the broker lost or deleted the
+        messages). Never from its end, which would skip events silently; the inbox skips those already applied."""
+        assert self._kafka is not None
+        if isinstance(error, OffsetOutOfRangeError):
+            offsets = error.args[0]
+            log.error(
+                "consumer %s: committed offsets out of range %s: the log does not hold them (topic recreated, or "
+                "messages lost or deleted); reading these partitions again from their first message",
+                self.name,
+                {f"{partition.topic}[{partition.partition}]": offset for partition, offset in offsets.items()},
+            )
+            partitions = list(offsets)
+        else:
+            partitions = [error.args[0]]
+            log.info("consumer %s reads %s from its first message (no committed offset)", self.name, partitions[0])
+        await self._kafka.seek_to_beginning(*partitions)
 
     def _observe_lag(self, partition: TopicPartition, next_offset: int) -> None:
         assert self._kafka is not None

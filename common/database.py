@@ -85,20 +85,24 @@ async def ensure_database(database_url: str, timeout: float = 30.0) -> None:
         with attempt:
             connection = await asyncpg.connect(maintenance_dsn)
     try:
-        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            try:
-                await connection.execute(f'CREATE DATABASE "{name}"')
-                log.info("created database %s", name)
-            except asyncpg.DuplicateDatabaseError:
-                pass  # another instance of the service created it first
+        # Instances starting together take turns: two CREATE DATABASE of one name at once fail on pg_database's
+        # unique index (UniqueViolationError), not with DuplicateDatabaseError. The lock ends with the session.
+        await connection.execute("SELECT pg_advisory_lock($1)", _lock_key(f"create-database:{name}"))
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await connection.execute(f'CREATE DATABASE "{name}"')
+            log.info("created database %s", name)
     finally:
         await connection.close()
 
 
+def _lock_key(name: str) -> int:
+    """A PostgreSQL advisory lock key (bigint) for `name`."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 async def migrate_database(database_url: str, app_label: str) -> None:
     """Apply the app's migrations; an advisory lock lets several instances start at once."""
-    lock_key = int.from_bytes(hashlib.sha256(f"migrate:{app_label}".encode()).digest()[:8], "big", signed=True)
+    lock_key = _lock_key(f"migrate:{app_label}")
     lock_connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await lock_connection.execute("SELECT pg_advisory_lock($1)", lock_key)

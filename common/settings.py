@@ -15,10 +15,6 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    # How long the broker may hold a consumer's fetch. Kafka and AutoMQ answer as soon as data arrives; tansu, the
-    # local broker, answers at once only if the fetch finds data, else after this long without looking again (below
-    # 250 ms), so an event published meanwhile waits for the rest of that fetch: half of this on average.
-    kafka_fetch_max_wait_ms: int = Field(25, ge=1)
     # Services other than user_svc verify access tokens with the keys published here (fetched, then cached).
     jwks_url: str = "http://127.0.0.1:8080/api/v1/.well-known/jwks.json"
     # The largest request body accepted: a longer one is refused with 413 before it is read whole.

@@ -1,13 +1,9 @@
 """`python -m common tail TOPIC`: print a topic's messages (partition, offset, key, headers, value) as they come.
 
-Our own tool because librdkafka clients (kcat, confluent-kafka) fail the ApiVersions handshake of tansu 0.6, the
-local broker; aiokafka speaks to tansu, Kafka and AutoMQ alike. It only reads: no consumer group (every partition
-assigned by hand), no commits, so it can run next to the services without taking part in their rebalances.
-
-From the end by default (only messages produced from now on). The end is the high watermark a fetch reports, not
-what ListOffsets "latest" answers (`consumer.end_offsets()`, `seek_to_end()`): tansu answers that with the base
-offset of the partition's last record batch + 1 (30 records in batches of 10 -> 21, not 30), which would print
-the last batch's old messages as new (DESIGN §7; `tests/common/test_tail.py` shows both).
+It finds the broker where the services do (KAFKA_BOOTSTRAP_SERVERS, else the running local stack's stack.json) and
+shows the envelope's headers and the JSON value readably; `kcat -b ADDRESS -C -t TOPIC` reads the same topics. It only
+reads: no consumer group (every partition assigned by hand), no commits, so it can run next to the services without
+taking part in their rebalances. From the end by default (only messages produced from now on).
 """
 
 import argparse
@@ -20,13 +16,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.topics import ALL_TOPICS, started
 
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the broker
-END_TIMEOUT = 30.0  # seconds to wait for the first fetch response of every partition (it carries the end)
 NO_KEY = "(none)"
 
 
@@ -80,25 +76,6 @@ def bootstrap_servers(settings: TailSettings) -> tuple[str, str]:
     return address, str(path)
 
 
-async def end_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """Each partition's end, from the high watermark of a fetch response (see the module's docstring).
-
-    ListOffsets' answer is where the fetch starts: on tansu it is at or just below the end (the last batch's base
-    offset + 1), so the fetch brings back at most that batch, which is dropped. An answer past the end would be
-    reset by the consumer's `auto_offset_reset` ("earliest") and still end in a fetch that reports the end.
-    """
-    guesses = await consumer.end_offsets(partitions)
-    for partition in partitions:
-        consumer.seek(partition, guesses[partition])
-    try:
-        async with asyncio.timeout(END_TIMEOUT):
-            while any(consumer.highwater(partition) is None for partition in partitions):
-                await consumer.getmany(*partitions, timeout_ms=200)  # messages before the end: not shown
-    except TimeoutError:
-        raise TailError(f"no fetch response from the broker within {END_TIMEOUT:.0f} s") from None
-    return {partition: consumer.highwater(partition) for partition in partitions}
-
-
 def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="backslashreplace")
 
@@ -142,7 +119,6 @@ async def tail(
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,  # tansu holds every fetch this long; keep it >= 100 ms there (DESIGN §7)
         )
 
     try:
@@ -154,7 +130,7 @@ async def tail(
         known = await consumer.topics()
         if topic not in known:
             raise TailError(unknown_topic(topic, known, servers), exit_code=2)
-        numbers = consumer.partitions_for_topic(topic)
+        numbers = await partitions_of(servers, topic)
         if not numbers:
             raise TailError(f"the broker at {servers} gives no partitions for {topic}")
         partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
@@ -163,7 +139,7 @@ async def tail(
             await consumer.seek_to_beginning(*partitions)
             starts = {partition: await consumer.position(partition) for partition in partitions}
         else:
-            starts = await end_offsets(consumer, partitions)
+            starts = await consumer.end_offsets(partitions)
             for partition, offset in starts.items():
                 consumer.seek(partition, offset)
         where = " ".join(f"{partition.partition}:{offset}" for partition, offset in starts.items())
@@ -185,6 +161,17 @@ async def tail(
         raise TailError(f"the broker at {servers} failed: {error!r}") from None
     finally:
         await consumer.stop()
+
+
+async def partitions_of(servers: str, topic: str) -> list[int]:
+    """The topic's partition numbers, as the broker describes them (a consumer without a subscription has no
+    metadata of its own to ask)."""
+    admin = await started(lambda: AIOKafkaAdminClient(bootstrap_servers=servers), CONNECT_TIMEOUT)
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return [partition["partition"] for partition in description["partitions"]]
 
 
 def unknown_topic(topic: str, known: set[str], servers: str) -> str:

@@ -1,11 +1,14 @@
 """The Kafka topics of the system (DESIGN §4) and their creation.
 
 Topics are created explicitly with a fixed partition count: the broker's auto-creation would pick its own.
-Messages are keyed by aggregate id, so one aggregate's events land in one partition, in order.
+Messages are keyed by aggregate id, so one aggregate's events land in one partition, in order. Each partition is
+kept on three brokers where the cluster has three or more, and a write counts once two of them have it (the relay
+produces with acks=all): one broker can fail without losing or refusing anything.
 """
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,6 +29,7 @@ ALL_TOPICS = (USER_EVENTS, PRODUCT_EVENTS, STOCK_UPDATES, ORDER_EVENTS, STOCK_CO
 PARTITIONS = 4
 
 _TOPIC_ALREADY_EXISTS = 36
+_INVALID_REPLICATION_FACTOR = 38  # fewer brokers registered than replicas asked for (a cluster still starting)
 
 Client = TypeVar("Client", bound=Any)
 
@@ -50,17 +54,61 @@ async def started(make_client: Callable[[], Client], timeout: float = 30.0) -> C
     return client
 
 
-async def ensure_topics(bootstrap_servers: str, topics: tuple[str, ...] = ALL_TOPICS, timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet, waiting up to `timeout` s for the broker."""
+def replication_factor(brokers: int) -> int:
+    """Replicas of each partition in a cluster of `brokers`."""
+    return min(brokers, 3)
+
+
+def min_in_sync_replicas(replicas: int) -> int:
+    """Replicas that must have a write before it is acknowledged (acks=all): two of three, so that one may fail."""
+    return 2 if replicas >= 3 else 1
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: tuple[str, ...] = ALL_TOPICS, timeout: float = 30.0, brokers: int | None = None
+) -> None:
+    """Create the topics that do not exist yet, waiting up to `timeout` s for the broker, then until every partition
+    has a leader (so that the first events published find one). `brokers`: the cluster's size, when the caller knows
+    it (a cluster still starting may not have registered them all); else the brokers it reports now."""
     admin = await started(lambda: AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers), timeout)
     try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(name, PARTITIONS, 1) for name in topics if name not in existing]
-        if missing:
-            response = await admin.create_topics(missing)
-            for name, code, message in response.topic_errors:
-                if code not in (0, _TOPIC_ALREADY_EXISTS):
-                    raise RuntimeError(f"creating topic {name} failed: {message} (error {code})")
-            log.info("created topics %s", [topic.name for topic in missing])
+        async with asyncio.timeout(timeout):
+            brokers = brokers or len((await admin.describe_cluster())["brokers"])
+            replicas = replication_factor(brokers)
+            await _until(lambda: _create_missing(admin, topics, replicas), pause=0.2)
+            await _until(lambda: _led(admin, topics), pause=0.1)
     finally:
         await admin.close()
+
+
+async def _until(ready: Callable[[], Awaitable[bool]], pause: float) -> None:
+    while True:
+        if await ready():
+            return
+        await asyncio.sleep(pause)
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, topics: tuple[str, ...], replicas: int) -> bool:
+    """Whether every topic exists now (False: not all the brokers they need have registered yet)."""
+    existing = set(await admin.list_topics())
+    settings = {"min.insync.replicas": str(min_in_sync_replicas(replicas))}
+    missing = [NewTopic(name, PARTITIONS, replicas, topic_configs=settings) for name in topics if name not in existing]
+    if not missing:
+        return True
+    response = await admin.create_topics(missing)
+    for name, code, message in response.topic_errors:
+        if code == _INVALID_REPLICATION_FACTOR:
+            return False
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise RuntimeError(f"creating topic {name} failed: {message} (error {code})")
+    log.info("created topics %s (%d replicas)", [topic.name for topic in missing], replicas)
+    return True
+
+
+async def _led(admin: AIOKafkaAdminClient, topics: tuple[str, ...]) -> bool:
+    described = await admin.describe_topics(list(topics))
+    return len(described) == len(topics) and all(
+        topic["error_code"] == 0 and partition["leader"] >= 0
+        for topic in described
+        for partition in topic["partitions"]
+    )

@@ -82,6 +82,5 @@ def order_consumers(settings: OrderSettings) -> list[EventConsumer]:
             [PRODUCT_EVENTS, STOCK_UPDATES, SAGA_EVENTS],
             HANDLERS,
             DB,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
     ]

@@ -1,8 +1,9 @@
-"""Publishing outbox records to Kafka: keyed by aggregate id, envelope in headers, acks from all replicas."""
+"""Publishing outbox records to Kafka: keyed by aggregate id, envelope in headers, idempotent, acks=all."""
 
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
@@ -27,7 +28,8 @@ class BrokerUnavailable(Exception):
 
 def is_transient(error: BaseException) -> bool:
     """Errors about the broker, not about the message: they say nothing against the record itself."""
-    return isinstance(error, KafkaConnectionError | KafkaTimeoutError) or bool(getattr(error, "retriable", False))
+    transient = KafkaConnectionError | KafkaTimeoutError | TimeoutError  # TimeoutError: no acknowledgement in time
+    return isinstance(error, transient) or bool(getattr(error, "retriable", False))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -45,23 +47,38 @@ class PublishResult:
 
 
 class Publisher:
-    def __init__(self, bootstrap_servers: str, request_timeout_ms: int = 5000, linger_ms: int = 2) -> None:
+    """An idempotent producer (acks from all in-sync replicas; the broker drops the copies its own retries would
+    make) that publishes a claim's records, per partition in order.
+
+    The Kafka producer is made by `make_producer` (AIOKafkaProducer, or a wrapper around it that a test composes)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        request_timeout_ms: int = 5000,
+        linger_ms: int = 2,
+        make_producer: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
+    ) -> None:
         self._options = {
             "bootstrap_servers": bootstrap_servers,
             "acks": "all",
-            # Idempotent producers fail on tansu (InitProducerId); duplicates are the consumers' inbox's job.
-            "enable_idempotence": False,
+            "enable_idempotence": True,
             "linger_ms": linger_ms,
             "max_request_size": MAX_REQUEST_BYTES,
             "max_batch_size": 256 * 1024,
             "request_timeout_ms": request_timeout_ms,
             "client_id": "outbox-relay",
         }
+        # An idempotent producer retries a batch until the broker takes it; the relay waits this long for the
+        # acknowledgement, then backs off (the batch may still land: its records are published again, in order).
+        self._delivery_timeout = 2 * request_timeout_ms / 1000
+        self._make_producer = make_producer
         self._producer: AIOKafkaProducer | None = None
+        self._renew = False
 
     async def start(self) -> None:
         # aiokafka binds to the running loop: create the producer inside it.
-        self._producer = await started(lambda: AIOKafkaProducer(**self._options))
+        self._producer = await started(lambda: self._make_producer(**self._options))
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -74,6 +91,8 @@ class Publisher:
         stays in order when the failed record is retried. Raises `BrokerUnavailable` when nothing was
         published and every failure was the broker's fault.
         """
+        if self._renew:
+            await self._renew_producer()
         outcomes = await self._deliver(records)
         result = PublishResult()
         stopped: set[tuple[str, str]] = set()
@@ -92,21 +111,13 @@ class Publisher:
     async def _deliver(self, records: list[OutboxRecord]) -> list[tuple[OutboxRecord, object]]:
         """Each record with its outcome: its batch's acknowledgement, or the error that failed it, in `records`'
         order. Records go into one batch per partition (another when it fills), built here rather than by send()
-        per record, which costs several times the CPU per event; batches of a partition are sent in order."""
+        per record, which costs several times the CPU per event; the partitions are sent side by side."""
         assert self._producer is not None, "start() the publisher first"
         producer = self._producer
         entries: list[tuple[OutboxRecord, BatchBuilder | BaseException]] = []
-        filling: dict[TopicPartition, BatchBuilder] = {}
-        deliveries: dict[int, asyncio.Future | BaseException] = {}  # id(batch) -> its acknowledgement
+        batches: dict[TopicPartition, list[BatchBuilder]] = {}
         partitions: dict[str, list[int]] = {}
         rejected: set[tuple[str, str]] = set()
-
-        async def send(partition: TopicPartition, batch: BatchBuilder) -> None:
-            try:
-                deliveries[id(batch)] = await producer.send_batch(batch, partition.topic, partition=partition.partition)
-            except KafkaError as error:  # no room in the send queue in time, or the producer closed
-                deliveries[id(batch)] = error
-
         for record in records:
             if record.aggregate in rejected:
                 continue
@@ -121,22 +132,47 @@ class Publisher:
                 rejected.add(record.aggregate)
                 continue
             partition = TopicPartition(record.topic, known[partition_index(key, len(known))])
-            batch = filling.get(partition)
-            if batch is None or batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                if batch is not None:  # full: send it, and start the partition's next batch
-                    await send(partition, batch)
-                batch = filling[partition] = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value, headers=headers)  # an empty batch takes any
-            entries.append((record, batch))
-        for partition, batch in filling.items():
-            await send(partition, batch)
+            queue = batches.setdefault(partition, [])
+            if not queue or queue[-1].append(timestamp=None, key=key, value=value, headers=headers) is None:
+                queue.append(producer.create_batch())  # the first, or the last is full
+                queue[-1].append(timestamp=None, key=key, value=value, headers=headers)  # an empty batch takes any
+            entries.append((record, queue[-1]))
 
-        pending = [delivery for delivery in deliveries.values() if isinstance(delivery, asyncio.Future)]
-        await asyncio.gather(*pending, return_exceptions=True)
+        outcomes: dict[int, object] = {}  # id(batch) -> its acknowledgement or its error
+        await asyncio.gather(*(self._send_in_order(partition, queue, outcomes) for partition, queue in batches.items()))
         return [
-            (record, _outcome(deliveries[id(entry)]) if isinstance(entry, BatchBuilder) else entry)
-            for record, entry in entries
+            (record, outcomes[id(entry)] if isinstance(entry, BatchBuilder) else entry) for record, entry in entries
         ]
+
+    async def _send_in_order(
+        self, partition: TopicPartition, queue: list[BatchBuilder], outcomes: dict[int, object]
+    ) -> None:
+        """A partition's batches one after the other, each sent once the one before is acknowledged. A batch that
+        fails fails every later one unsent: sent anyway, a later batch could land before the earlier one's retry,
+        and an aggregate with records in both would be consumed out of order."""
+        assert self._producer is not None
+        for index, batch in enumerate(queue):
+            try:
+                delivery = await self._producer.send_batch(batch, partition.topic, partition=partition.partition)
+                outcomes[id(batch)] = await asyncio.wait_for(asyncio.shield(delivery), self._delivery_timeout)
+            except (KafkaError, TimeoutError) as error:
+                for unsent in queue[index:]:
+                    outcomes[id(unsent)] = error
+                # The broker refused a batch it was sent, for good: its sequence numbers are spent, and it would
+                # refuse the producer's next batch of the partition as out of sequence. A new producer starts anew.
+                self._renew = self._renew or not is_transient(error)
+                return
+
+    async def _renew_producer(self) -> None:
+        log.warning("relay: a batch failed for good; starting a new idempotent producer")
+        self._renew = False
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), self._delivery_timeout)
+            except (KafkaError, TimeoutError) as error:  # batches of other partitions still waiting for a broker
+                log.warning("relay: the old producer stopped uncleanly: %r", error)
+        await self.start()
 
 
 def _refuse_oversized(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
@@ -145,9 +181,3 @@ def _refuse_oversized(key: bytes, value: bytes, headers: list[tuple[str, bytes]]
         raise MessageSizeTooLargeError(
             f"The message is {size} bytes when serialized, larger than the {MAX_REQUEST_BYTES} bytes of a request"
         )
-
-
-def _outcome(delivery: asyncio.Future | BaseException) -> object:
-    if isinstance(delivery, BaseException):
-        return delivery
-    return delivery.exception() or delivery.result()

@@ -35,11 +35,7 @@ def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventC
     async def rejected(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
         await orchestrator.stock_rejected(connection, event.payload, event)
 
-    common = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "database": DB,
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
-    }
+    common = {"bootstrap_servers": settings.kafka_bootstrap_servers, "database": DB}
     return [
         EventConsumer(
             DB,

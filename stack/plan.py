@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from common.tokens import ensure_signing_key
 from stack import gateway, infra
+from stack.kafka import nodes as kafka
 from stack.services import (
     CATALOG_MONGO_DATABASE,
     DATABASES,
@@ -48,6 +49,7 @@ class Stack:
     bootstrap_servers: str
     gateway_url: str
     services: list[Service]
+    kafka_brokers: int | None  # the local Kafka's nodes; None for an external broker
 
 
 def plan(settings: StackSettings, data_dir: Path) -> Stack:
@@ -59,18 +61,18 @@ def plan(settings: StackSettings, data_dir: Path) -> Stack:
     if unknown:
         raise RuntimeError(f"STACK_SCALE names processes that do not run: {', '.join(sorted(unknown))}")
     needed = {variable for service in services for variable in service.needs}
-    embedded = (
-        any(v in needed and not settings.external(v) for v in DATABASES)
-        or not settings.kafka_bootstrap_servers
-        or (MONGO in needed and not settings.mongo_url)
+    embedded = any(v in needed and not settings.external(v) for v in DATABASES) or (
+        MONGO in needed and not settings.mongo_url
     )
     if embedded:
         infra.require_tools()
+    if not settings.kafka_bootstrap_servers:
+        kafka.require_tools()
 
     values: dict[str, str] = {}  # the value of every variable a service may need
     parts = [
         *_postgres(settings, needed, data_dir, values),
-        _broker(settings, values),
+        *_brokers(settings, data_dir, values),
         *_mongo(settings, needed, data_dir, values),
     ]
     # The relay drains the outboxes of the stores in use.
@@ -83,7 +85,8 @@ def plan(settings: StackSettings, data_dir: Path) -> Stack:
 
     service_parts, routes = _services(settings, services, values)
     gateway = _gateway(settings, routes, data_dir)
-    return Stack([*parts, *service_parts, gateway], values[KAFKA], gateway.address, services)
+    brokers = None if settings.kafka_bootstrap_servers else settings.kafka_brokers
+    return Stack([*parts, *service_parts, gateway], values[KAFKA], gateway.address, services, brokers)
 
 
 def _postgres(settings: StackSettings, needed: set[str], data_dir: Path, values: dict[str, str]) -> list[Part]:
@@ -104,16 +107,25 @@ def _postgres(settings: StackSettings, needed: set[str], data_dir: Path, values:
     return [Part("postgres", "PostgreSQL", base, command, port=port, stop_signal=signal.SIGINT, infrastructure=True)]
 
 
-def _broker(settings: StackSettings, values: dict[str, str]) -> Part:
+def _brokers(settings: StackSettings, data_dir: Path, values: dict[str, str]) -> list[Part]:
+    """Apache Kafka (KAFKA_BROKERS nodes, their data in DATA_DIR/kafka), unless KAFKA_BOOTSTRAP_SERVERS is set."""
     if settings.kafka_bootstrap_servers:
         values[KAFKA] = settings.kafka_bootstrap_servers
-        return Part("broker", "Kafka broker", f"external: {values[KAFKA]}", needs_topics=True)
-    port = infra.free_port()
-    values[KAFKA] = f"127.0.0.1:{port}"
-    command = infra.broker_command(port)
-    return Part(
-        "broker", "Kafka broker (tansu)", values[KAFKA], command, port=port, needs_topics=True, infrastructure=True
-    )
+        return [Part("broker", "Kafka broker", f"external: {values[KAFKA]}", needs_topics=True)]
+    nodes = kafka.prepare_cluster(data_dir / "kafka", settings.kafka_brokers, settings.kafka_heap)
+    values[KAFKA] = kafka.bootstrap_servers(nodes)
+    return [
+        Part(
+            "broker" if len(nodes) == 1 else f"broker.{node.node_id}",
+            "Kafka broker" if len(nodes) == 1 else f"Kafka broker {node.node_id}",
+            node.address,
+            node.command,
+            port=node.port,
+            needs_topics=True,
+            infrastructure=True,
+        )
+        for node in nodes
+    ]
 
 
 def _mongo(settings: StackSettings, needed: set[str], data_dir: Path, values: dict[str, str]) -> list[Part]:

@@ -1,7 +1,7 @@
 """Settings of the local stack (`python -m stack`), read from the environment and an optional `.env` file.
 
-Every external part has a URL which, when set, replaces the embedded server: all the `*_DATABASE_URL`s of the
-services present set -> no embedded PostgreSQL; KAFKA_BOOTSTRAP_SERVERS -> no tansu; MONGO_URL -> no nx-27017.
+Every external part has a URL which, when set, replaces the local server: all the `*_DATABASE_URL`s of the services
+present set -> no embedded PostgreSQL; KAFKA_BOOTSTRAP_SERVERS -> no local Kafka; MONGO_URL -> no nx-27017.
 """
 
 from pathlib import Path
@@ -30,6 +30,10 @@ class StackSettings(BaseSettings):
     stack_services: str = ""
     # Instances per process: `2` (every service and the relay), `saga=3,stock_svc=2`, or both (`2,saga=3`).
     stack_scale: str = ""
+
+    # The local Apache Kafka: its nodes (3: replication factor 3, min.insync.replicas 2) and each one's JVM heap.
+    kafka_brokers: int = Field(1, ge=1, le=9)
+    kafka_heap: str = Field("512m", pattern=r"^[0-9]+[mMgG]$")
 
     # External parts; unset -> the embedded server is started and its URL given to the services.
     user_database_url: str | None = None

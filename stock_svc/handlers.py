@@ -65,7 +65,6 @@ def stock_consumers(settings: StockSettings) -> list[EventConsumer]:
             [PRODUCT_EVENTS, STOCK_COMMANDS],
             HANDLERS,
             DB,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             lock_key=lock_key,
             lock_rows=reservations.lock_items_of_commands,
         )

@@ -28,11 +28,14 @@ def _port(part: Part) -> int:
 
 
 class Cluster:
-    def __init__(self, service_env: dict[str, str] | None = None, scale: str = "") -> None:
-        """`scale` as STACK_SCALE: e.g. "2" runs two of every process, named `saga.1`, `saga.2`, ..."""
+    def __init__(self, service_env: dict[str, str] | None = None, scale: str = "", brokers: int = 1) -> None:
+        """`scale` as STACK_SCALE: e.g. "2" runs two of every process, named `saga.1`, `saga.2`, ...; `brokers` as
+        KAFKA_BROKERS (three are `broker.1` to `broker.3`)."""
         # Private (mode 0700): as root, PostgreSQL's cluster then lives in a directory of nobody's (stack/infra.py).
         self.directory = Path(tempfile.mkdtemp(prefix="shop-cluster-"))
-        settings = StackSettings(_env_file=None, data_dir=self.directory, gateway_port=free_port(), stack_scale=scale)
+        settings = StackSettings(
+            _env_file=None, data_dir=self.directory, gateway_port=free_port(), stack_scale=scale, kafka_brokers=brokers
+        )
         self.stack = plan(settings, self.directory)
         self.parts = {part.name: part for part in self.stack.parts}
         self.postgres_data = postgres_cluster_of(self.parts["postgres"].command)
@@ -56,11 +59,12 @@ class Cluster:
         try:
             infrastructure = [name for name, part in self.parts.items() if part.infrastructure]
             services = [name for name in self.processes if name not in infrastructure]
-            for name in infrastructure:
-                await asyncio.to_thread(self.processes[name].start)
-            await ensure_topics(self.stack.bootstrap_servers)
-            for name in services:
-                await asyncio.to_thread(self.processes[name].start)
+            # Side by side: a Kafka controller quorum forms only once a majority of its nodes runs.
+            await asyncio.gather(*(asyncio.to_thread(self.processes[name].start) for name in infrastructure))
+            await ensure_topics(self.stack.bootstrap_servers, timeout=60, brokers=self.stack.kafka_brokers)
+            # All at once, as `make run` starts them: instances of one service race to create and migrate its
+            # database on an empty cluster (common/database.py makes them take turns).
+            await asyncio.gather(*(asyncio.to_thread(self.processes[name].start) for name in services))
             await asyncio.gather(*(self.wait_ready(name, timeout) for name in services))
         except BaseException:
             self.stop()
@@ -107,17 +111,24 @@ class Cluster:
                 self.resume(relay)
 
     async def restart(self, name: str) -> None:
+        """`name` started again on its data; a service is then waited for until ready, a server until it listens."""
         await asyncio.to_thread(self.processes[name].start)
-        await self.wait_ready(name)
+        if self.parts[name].probe_url is not None:
+            await self.wait_ready(name)
 
-    def stop(self) -> None:
-        """The services and the gateway all at once (each takes about a second to leave), then the servers."""
+    def halt(self) -> None:
+        """Every process stopped, as `make run` stops on Ctrl-C, the data kept: `start()` runs them again on it.
+        The services and the gateway all at once (each takes about a second to leave), then the servers."""
         servers = [name for name in self.processes if self.parts[name].infrastructure]
         services = [process for name, process in self.processes.items() if name not in servers]
         with ThreadPoolExecutor(max(len(services), 1)) as pool:
             list(pool.map(ServerProcess.stop, services))
-        for name in reversed(servers):
-            self.processes[name].stop()
+        with ThreadPoolExecutor(len(servers)) as pool:  # the brokers of a cluster leave together
+            list(pool.map(ServerProcess.stop, [self.processes[name] for name in servers]))
+
+    def stop(self) -> None:
+        """Every process stopped, and the data removed."""
+        self.halt()
         shutil.rmtree(self.postgres_data, ignore_errors=True)  # in self.directory, or (as root) nobody's own
         shutil.rmtree(self.directory, ignore_errors=True)
 

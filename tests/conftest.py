@@ -1,4 +1,4 @@
-"""Real servers for the whole test session, on free ports: PostgreSQL, a Kafka-protocol broker, MongoDB-wire.
+"""Real servers for the whole test session, on free ports: PostgreSQL, Apache Kafka, MongoDB-wire.
 
 No mocks: every integration test talks to these. Each server's log is kept under the session's temp dir.
 """
@@ -15,7 +15,6 @@ import pytest
 from common.tokens import TokenIssuer, generate_private_key_pem
 from stack.infra import (
     ServerProcess,
-    broker_command,
     free_port,
     init_postgres,
     mongo_command,
@@ -23,6 +22,7 @@ from stack.infra import (
     remove_postgres,
     require_tools,
 )
+from stack.kafka.nodes import start_cluster
 from tests.support import envelope_producer
 
 
@@ -55,10 +55,9 @@ def postgres_url(servers_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(servers_dir: Path) -> Iterator[str]:
-    port = free_port()
-    server = ServerProcess("broker", broker_command(port), port, servers_dir / "broker.log").start()
-    yield f"127.0.0.1:{port}"
-    server.stop()
+    (broker,), bootstrap = start_cluster(servers_dir / "kafka", servers_dir)
+    yield bootstrap
+    broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -102,15 +102,22 @@ async def messages_for(kafka_bootstrap: str, topic: str, key: str, count: int) -
 
 
 @asynccontextmanager
-async def running_relay(database_urls: list[str], kafka_bootstrap: str, **settings: object) -> AsyncIterator[Relay]:
-    """The real relay draining these databases' outboxes, in this process, until the block ends."""
+async def running_relay(
+    database_urls: list[str],
+    kafka_bootstrap: str,
+    make_producer: Callable[..., AIOKafkaProducer] = AIOKafkaProducer,
+    **settings: object,
+) -> AsyncIterator[Relay]:
+    """The real relay draining these databases' outboxes, in this process, until the block ends (its Kafka producer
+    made by `make_producer`: a test may wrap it in a fault)."""
     relay_settings = RelaySettings(
         _env_file=None,
         outbox_database_urls=",".join(database_urls),
         kafka_bootstrap_servers=kafka_bootstrap,
         **settings,
     )
-    relay = Relay([PostgresOutbox(url) for url in database_urls], Publisher(kafka_bootstrap), relay_settings)
+    publisher = Publisher(kafka_bootstrap, make_producer=make_producer)
+    relay = Relay([PostgresOutbox(url) for url in database_urls], publisher, relay_settings)
     await relay.publisher.start()
     task = asyncio.create_task(relay.run())
     try:

@@ -79,7 +79,6 @@ def order_settings(postgres_url: str, kafka_bootstrap: str) -> OrderSettings:
         _env_file=None,
         ORDER_DATABASE_URL=f"{postgres_url}/orders",
         kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_fetch_max_wait_ms=100,
         consume_events=False,
         log_json=False,
     )

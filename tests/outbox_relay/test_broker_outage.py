@@ -3,7 +3,8 @@
 import asyncio
 
 from common.topics import ensure_topics
-from stack.infra import ServerProcess, broker_command, free_port
+from stack.infra import ServerProcess
+from stack.kafka.nodes import start_cluster
 from tests.outbox_relay.conftest import (
     assert_exactly_once_in_order,
     commit_events,
@@ -15,9 +16,7 @@ OUTAGE_SECONDS = 10
 
 
 async def test_relay_rides_out_a_broker_outage(ledger, ledger_url, servers_dir, start_consumer_on):
-    port = free_port()
-    broker = ServerProcess("outage-broker", broker_command(port), port, servers_dir / "outage-broker.log").start()
-    bootstrap = f"127.0.0.1:{port}"
+    (broker,), bootstrap = start_cluster(servers_dir / "outage-kafka", servers_dir / "outage-kafka")
     topic = "outage-test"
     await ensure_topics(bootstrap, (topic,))
     try:
@@ -38,7 +37,7 @@ async def run_outage(ledger, relay, broker: ServerProcess, consumer, topic: str)
         assert await ledger.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 50
         assert await ledger.fetchval("SELECT count(*) FROM outbox_dead_letter") == 0
 
-        broker.start()  # same port, empty (in-memory storage): the topic is created again on first use
+        broker.start()  # on the same port and data
         await wait_until(lambda: _applied(ledger, 100), timeout=60)
         await asyncio.sleep(0.3)
         await assert_exactly_once_in_order(ledger, {"a": 100})

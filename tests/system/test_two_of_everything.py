@@ -214,8 +214,7 @@ async def test_payment_deadlines_claimed_once_by_two_timers(cluster: Cluster, ap
     outbox and on the topic, one release applied by stock), and the stock is released in full."""
     scenario = report(request, "payment deadlines with two saga timers")
     sagas = cluster.instances("saga")
-    for name in sagas:  # one at a time: tansu 0.6.0 can wedge a group whose members all leave (README, Dependencies)
-        await restart_with(cluster, name, PAYMENT_TIMEOUT="2")
+    await asyncio.gather(*(restart_with(cluster, name, PAYMENT_TIMEOUT="2") for name in sagas))
     scenario.inject(f"{' and '.join(sagas)} restarted with PAYMENT_TIMEOUT=2")
     product_id = await create_product(api, admin, quantity=2 * EXPIRING)
     customer = await new_customer(api, email("slow-payers"))
