@@ -45,8 +45,9 @@ class MongoOutbox:
     lease_seconds = 10.0
     poll_interval = 0.1  # how often to look for new events when the server offers no change stream
     # A change stream read that returns empty sooner than this did not wait on the server (nx-27017 ignores
-    # maxAwaitTimeMS): pause before the next read rather than spin.
-    min_stream_wait = 0.05
+    # maxAwaitTimeMS): pause before the next read rather than spin. Catalog events are an admin's product changes,
+    # rare: at 50 ms the reads cost the idle local stack 3% of a core (relay and nx-27017), at 200 ms under 1%.
+    min_stream_wait = 0.2
 
     def __init__(self, mongo_url: str) -> None:
         database = uri_parser.parse_uri(mongo_url)["database"]

@@ -154,6 +154,7 @@ class Publisher:
         for index, batch in enumerate(queue):
             try:
                 delivery = await self._producer.send_batch(batch, partition.topic, partition=partition.partition)
+                delivery.add_done_callback(_settled)  # it may settle after the wait below has given up on it
                 outcomes[id(batch)] = await asyncio.wait_for(asyncio.shield(delivery), self._delivery_timeout)
             except (KafkaError, TimeoutError) as error:
                 for unsent in queue[index:]:
@@ -173,6 +174,12 @@ class Publisher:
             except (KafkaError, TimeoutError) as error:  # batches of other partitions still waiting for a broker
                 log.warning("relay: the old producer stopped uncleanly: %r", error)
         await self.start()
+
+
+def _settled(delivery: asyncio.Future) -> None:
+    """Retrieve a delivery's outcome, so that one the relay stopped waiting for is not reported as never retrieved."""
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 def _refuse_oversized(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:

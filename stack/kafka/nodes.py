@@ -70,16 +70,14 @@ def bootstrap_servers(nodes: list[KafkaNode]) -> str:
     return ",".join(node.address for node in nodes)
 
 
-def prepare_cluster(
-    directory: Path, brokers: int = 1, heap: str = DEFAULT_HEAP, ports: list[tuple[int, int]] | None = None
-) -> list[KafkaNode]:
-    """The nodes of the cluster kept in `directory`, configured on free ports (or `ports`: (client, controller)
-    per node) and formatted if they are new. Starts nothing."""
+def prepare_cluster(directory: Path, brokers: int = 1, heap: str = DEFAULT_HEAP) -> list[KafkaNode]:
+    """The nodes of the cluster kept in `directory`, configured on free ports and formatted if they are new.
+    Starts nothing."""
     require_tools()
     classpath = broker_classpath()
     directory.mkdir(parents=True, exist_ok=True)
     cluster_id = _cluster_id(directory, brokers)
-    ports = ports or [(free_port(), free_port()) for _ in range(brokers)]
+    ports = [(free_port(), free_port()) for _ in range(brokers)]
     voters = ",".join(f"{number}@127.0.0.1:{controller}" for number, (_, controller) in enumerate(ports, 1))
     nodes: list[KafkaNode] = []
     for number, (port, controller_port) in enumerate(ports, 1):
@@ -134,6 +132,14 @@ def _server_properties(number: int, port: int, controller_port: int, voters: str
         "share.coordinator.state.topic.replication.factor": replicas,
         "share.coordinator.state.topic.min.isr": in_sync,
         "group.initial.rebalance.delay.ms": 0,  # a consumer group forms as soon as its members ask
+        # The active controller appends a no-op record to the metadata log this often (500 ms by default, for the
+        # health metrics of a quorum: KIP-835); each costs a log append and the brokers' metadata update at rest.
+        "metadata.max.idle.interval.ms": 5000,
+        # Threads for a laptop's few cores (Kafka's defaults are sized for a server's): each idle request handler
+        # still wakes three times a second.
+        "num.io.threads": 2,
+        "num.network.threads": 2,
+        "group.coordinator.threads": 1,
         "unclean.leader.election.enable": "false",
     }
     return "".join(f"{name}={value}\n" for name, value in settings.items())
@@ -149,6 +155,7 @@ def _start_command(properties: Path, classpath: str, heap: str) -> list[str]:
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={LOGGING}",
+        "-Dlog4j2.shutdownHookEnabled=false",  # Kafka's own hook stops it; log4j's would log a warning at each stop
         "-cp",
         classpath,
         "kafka.Kafka",

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
-from common.topics import ORDER_EVENTS, PARTITIONS
+from common.topics import ALL_TOPICS, ORDER_EVENTS, PARTITIONS
 from tests.cluster import Cluster, new_customer
 from tests.failure.conftest import SERVICE_ENV
 from tests.failure.support import Burst, change_orders, check_invariants, email, sagas_in, wait_for_sagas
@@ -33,6 +34,17 @@ def cluster(three_brokers: Cluster) -> Cluster:
     return three_brokers
 
 
+async def replica_counts(bootstrap_servers: str) -> set[int]:
+    """How many replicas the partitions of the system's topics have."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(ALL_TOPICS))
+    finally:
+        await admin.close()
+    return {len(partition["replicas"]) for topic in described for partition in topic["partitions"]}
+
+
 async def leader_of(bootstrap_servers: str, partition: TopicPartition) -> int:
     """The node id of the broker leading `partition`, from fresh metadata."""
     client = AIOKafkaClient(bootstrap_servers=bootstrap_servers)
@@ -46,6 +58,7 @@ async def leader_of(bootstrap_servers: str, partition: TopicPartition) -> int:
 
 @pytest.mark.scenario(number=10, title="partition leader SIGKILLed", fault="3 brokers; SIGKILL a partition's leader")
 async def test_partition_leader_killed_mid_burst(cluster, api, admin, scenario):
+    assert await replica_counts(cluster.stack.bootstrap_servers) == {3}
     products = [await create_product(api, admin, quantity=400) for _ in range(2)]
     customer = await new_customer(api, email("leader"))
     scenario.orders = ORDERS
