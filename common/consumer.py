@@ -157,15 +157,21 @@ def _contention(error: BaseException) -> bool:
 
 class _GroupJoined(ConsumerRebalanceListener):
     """Tells when the consumer has joined its group and received its assignment (perhaps no partition, when the
-    group has more members than the topics have partitions)."""
+    group has more members than the topics have partitions); first, the partitions the group has never read are
+    set to start from their first message, all at once. (Left to the fetch, each would come back as an error of its
+    own, one fetch apart: seconds before a new group consumes everything.)"""
 
-    def __init__(self, joined: asyncio.Event) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, joined: asyncio.Event) -> None:
+        self._consumer = consumer
         self._joined = joined
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         pass
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        never_read = [partition for partition in assigned if await self._consumer.committed(partition) is None]
+        if never_read:
+            await self._consumer.seek_to_beginning(*never_read)
         self._joined.set()
 
 
@@ -206,14 +212,15 @@ class EventConsumer:
                 group_id=self.name,
                 client_id=self.name,
                 enable_auto_commit=False,
-                # No silent reset: a partition without a committed offset, or whose offset the log no longer holds,
-                # comes back as an error that _run answers by reading it from its beginning (see _rewind).
+                # No silent reset: a partition the group has never read starts from its first message (_GroupJoined),
+                # and one whose committed offset the log no longer holds comes back as an error that _run answers by
+                # reading it again from its first message (_rewind).
                 auto_offset_reset="none",
                 fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 max_poll_records=500,
             )
         )
-        self._kafka.subscribe(self._topics, listener=_GroupJoined(self._joined))
+        self._kafka.subscribe(self._topics, listener=_GroupJoined(self._kafka, self._joined))
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.name}")
 
     async def stop(self) -> None:
@@ -269,10 +276,11 @@ class EventConsumer:
                 {f"{partition.topic}[{partition.partition}]": offset for partition, offset in offsets.items()},
             )
             partitions = list(offsets)
-        else:
+        else:  # a partition _GroupJoined found a committed offset for, deleted since
             partitions = [error.args[0]]
-            log.info("consumer %s reads %s from its first message (no committed offset)", self.name, partitions[0])
-        await self._kafka.seek_to_beginning(*partitions)
+            log.warning("consumer %s reads %s from its first message (no committed offset)", self.name, partitions[0])
+        assigned = self._kafka.assignment()  # a rebalance may have moved some away since
+        await self._kafka.seek_to_beginning(*(partition for partition in partitions if partition in assigned))
 
     def _observe_lag(self, partition: TopicPartition, next_offset: int) -> None:
         assert self._kafka is not None
