@@ -101,7 +101,9 @@ def _cluster_id(directory: Path, brokers: int) -> str:
                 f"KAFKA_BROKERS={known['brokers']}, or remove {directory} (its topics and messages) to start anew"
             )
         return known["cluster_id"]
-    cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: a leading "-" reads as an option on the CLI
+        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     temporary = description.with_suffix(".tmp")
     temporary.write_text(json.dumps({"cluster_id": cluster_id, "brokers": brokers}) + "\n")
     temporary.replace(description)
