@@ -220,7 +220,6 @@ class EventConsumer:
                 max_poll_records=500,
             )
         )
-        self._kafka.subscribe(self._topics, listener=_GroupJoined(self._kafka, self._joined))
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.name}")
 
     async def stop(self) -> None:
@@ -244,8 +243,28 @@ class EventConsumer:
         handled as fast as any later one (joining a group takes seconds)."""
         return self._task is not None and not self._task.done() and self._joined.is_set()
 
+    async def _subscribe_once_the_topics_exist(self) -> None:
+        """Subscribe only once every topic exists: a group joined before would assign no partition of a missing
+        topic until the next metadata refresh, minutes later, while the consumer looked ready (the local stack
+        creates its topics while the services start)."""
+        assert self._kafka is not None
+        said = False
+        while not self._stopping:
+            try:
+                missing = sorted(set(self._topics) - await self._kafka.topics())
+            except KafkaError as error:
+                missing = [f"(cannot list the topics: {error})"]
+            if not missing:
+                self._kafka.subscribe(self._topics, listener=_GroupJoined(self._kafka, self._joined))
+                return
+            if not said:
+                log.warning("consumer %s waits for its topics %s (python -m common create-topics)", self.name, missing)
+                said = True
+            await asyncio.sleep(0.5)
+
     async def _run(self) -> None:
         assert self._kafka is not None
+        await self._subscribe_once_the_topics_exist()
         while not self._stopping:
             try:
                 batches = await self._kafka.getmany(timeout_ms=500)

@@ -116,7 +116,7 @@ def _brokers(settings: StackSettings, data_dir: Path, values: dict[str, str]) ->
     values[KAFKA] = kafka.bootstrap_servers(nodes)
     return [
         Part(
-            "broker" if len(nodes) == 1 else f"broker.{node.node_id}",
+            kafka.process_name(node, len(nodes)),
             "Kafka broker" if len(nodes) == 1 else f"Kafka broker {node.node_id}",
             node.address,
             node.command,

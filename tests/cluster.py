@@ -123,7 +123,7 @@ class Cluster:
         services = [process for name, process in self.processes.items() if name not in servers]
         with ThreadPoolExecutor(max(len(services), 1)) as pool:
             list(pool.map(ServerProcess.stop, services))
-        with ThreadPoolExecutor(len(servers)) as pool:  # the brokers of a cluster leave together
+        with ThreadPoolExecutor(max(len(servers), 1)) as pool:  # the brokers of a cluster leave together
             list(pool.map(ServerProcess.stop, [self.processes[name] for name in servers]))
 
     def stop(self) -> None:

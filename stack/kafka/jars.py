@@ -10,6 +10,7 @@ say that what it resolved is exactly what this project was tested with, and are 
 """
 
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
@@ -49,8 +50,9 @@ def libs_dir() -> Path:
     return cache_root() / f"kafka-{digest}" / "libs"
 
 
+@functools.cache
 def broker_classpath() -> str:
-    """The broker's classpath, its jars resolved first if they are not in the cache."""
+    """The broker's classpath, its jars resolved first if they are not in the cache (checked once per process)."""
     return f"{ensure_jars()}/*"
 
 

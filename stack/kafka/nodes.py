@@ -52,7 +52,7 @@ def start_cluster(directory: Path, log_dir: Path, brokers: int = 1) -> tuple[lis
     processes = [
         ServerProcess(name, node.command, node.port, log_dir / f"{name}.log")
         for node in nodes
-        for name in ["broker" if len(nodes) == 1 else f"broker.{node.node_id}"]
+        for name in [process_name(node, len(nodes))]
     ]
     with ThreadPoolExecutor(len(processes)) as pool:
         starts = [pool.submit(process.start, 60.0) for process in processes]
@@ -64,6 +64,11 @@ def start_cluster(directory: Path, log_dir: Path, brokers: int = 1) -> tuple[lis
             process.stop()
         raise
     return processes, bootstrap_servers(nodes)
+
+
+def process_name(node: KafkaNode, brokers: int) -> str:
+    """`broker` alone, `broker.1` to `broker.3` in a cluster of three (processes and log files)."""
+    return "broker" if brokers == 1 else f"broker.{node.node_id}"
 
 
 def bootstrap_servers(nodes: list[KafkaNode]) -> str:
