@@ -139,21 +139,26 @@ class Publisher:
             entries.append((record, queue[-1]))
 
         outcomes: dict[int, object] = {}  # id(batch) -> its acknowledgement or its error
-        await asyncio.gather(*(self._send_in_order(partition, queue, outcomes) for partition, queue in batches.items()))
+        await asyncio.gather(
+            *(self._send_in_order(producer, partition, queue, outcomes) for partition, queue in batches.items())
+        )
         return [
             (record, outcomes[id(entry)] if isinstance(entry, BatchBuilder) else entry) for record, entry in entries
         ]
 
     async def _send_in_order(
-        self, partition: TopicPartition, queue: list[BatchBuilder], outcomes: dict[int, object]
+        self,
+        producer: AIOKafkaProducer,
+        partition: TopicPartition,
+        queue: list[BatchBuilder],
+        outcomes: dict[int, object],
     ) -> None:
         """A partition's batches one after the other, each sent once the one before is acknowledged. A batch that
         fails fails every later one unsent: sent anyway, a later batch could land before the earlier one's retry,
         and an aggregate with records in both would be consumed out of order."""
-        assert self._producer is not None
         for index, batch in enumerate(queue):
             try:
-                delivery = await self._producer.send_batch(batch, partition.topic, partition=partition.partition)
+                delivery = await producer.send_batch(batch, partition.topic, partition=partition.partition)
                 delivery.add_done_callback(_settled)  # it may settle after the wait below has given up on it
                 outcomes[id(batch)] = await asyncio.wait_for(asyncio.shield(delivery), self._delivery_timeout)
             except (KafkaError, TimeoutError) as error:
