@@ -75,17 +75,12 @@ class Publisher:
         self._make_producer = make_producer
         self._producer: AIOKafkaProducer | None = None
         self._renew = False
-        # Replaced producers, each stopped by its task once the claims still sending on it are done.
-        self._retiring: dict[AIOKafkaProducer, asyncio.Task] = {}
 
     async def start(self) -> None:
         # aiokafka binds to the running loop: create the producer inside it.
         self._producer = await started(lambda: self._make_producer(**self._options))
 
     async def stop(self) -> None:
-        for producer, task in list(self._retiring.items()):
-            task.cancel()
-            await self._retire(producer)
         if self._producer is not None:
             await self._producer.stop()
 
@@ -175,24 +170,15 @@ class Publisher:
                 return
 
     async def _renew_producer(self) -> None:
-        """The next claims get a new producer; the old one is stopped once the claims still sending on it (another
-        drain loop's) are done: they wait at most the delivery timeout."""
         log.warning("relay: a batch failed for good; starting a new idempotent producer")
         self._renew = False
-        retired, self._producer = self._producer, await started(lambda: self._make_producer(**self._options))
-        if retired is not None:
-            self._retiring[retired] = asyncio.create_task(self._retire_later(retired), name="retire producer")
-
-    async def _retire_later(self, producer: AIOKafkaProducer) -> None:
-        await asyncio.sleep(self._delivery_timeout)
-        await self._retire(producer)
-
-    async def _retire(self, producer: AIOKafkaProducer) -> None:
-        self._retiring.pop(producer, None)
-        try:
-            await asyncio.wait_for(producer.stop(), self._delivery_timeout)
-        except (KafkaError, TimeoutError) as error:  # batches still waiting for a broker
-            log.warning("relay: the replaced producer stopped uncleanly: %r", error)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), self._delivery_timeout)
+            except (KafkaError, TimeoutError) as error:  # batches of other partitions still waiting for a broker
+                log.warning("relay: the old producer stopped uncleanly: %r", error)
+        await self.start()
 
 
 def _settled(delivery: asyncio.Future) -> None:
