@@ -194,6 +194,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.commit_timeout = 2.0  # seconds
+        self.renew_after_failures = 15  # fetches failed in a row (one a second) before the Kafka client is replaced
         self.lock_key = lock_key
         self.lock_rows = lock_rows
         self.metrics = ServiceMetrics()  # register_consumers gives it the app's (common/service.py)
@@ -206,21 +207,42 @@ class EventConsumer:
 
     async def start(self) -> None:
         # aiokafka binds to the running loop: create the client inside it.
-        self._kafka = await started(
-            lambda: AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap_servers,
-                group_id=self.name,
-                client_id=self.name,
-                enable_auto_commit=False,
-                # No silent reset: a partition the group has never read starts from its first message (_GroupJoined),
-                # and one whose committed offset the log no longer holds comes back as an error that _run answers by
-                # reading it again from its first message (_rewind).
-                auto_offset_reset="none",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                max_poll_records=500,
-            )
-        )
+        self._kafka = await started(self._new_client)
         self._task = asyncio.create_task(self._run(), name=f"consumer {self.name}")
+
+    def _new_client(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            group_id=self.name,
+            client_id=self.name,
+            enable_auto_commit=False,
+            # No silent reset: a partition the group has never read starts from its first message (_GroupJoined),
+            # and one whose committed offset the log no longer holds comes back as an error that _run answers by
+            # reading it again from its first message (_rewind).
+            auto_offset_reset="none",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            max_poll_records=500,
+        )
+
+    async def _renew_client(self) -> None:
+        """A new Kafka client in place of one that keeps failing. aiokafka's group coordination can end for good
+        when the broker dies under it ("Unexpected error during coordination": its connection closed mid-request),
+        and every fetch then fails while the process lives (seen after a broker SIGKILL, failure scenario 2)."""
+        log.error("consumer %s: its Kafka client keeps failing; starting a new one", self.name)
+        assert self._kafka is not None
+        broken, self._joined = self._kafka, asyncio.Event()
+        try:
+            await asyncio.wait_for(broken.stop(), 5)
+        except (KafkaError, TimeoutError, RuntimeError) as error:
+            log.warning("consumer %s: the failing client stopped uncleanly: %r", self.name, error)
+        while not self._stopping:
+            try:
+                self._kafka = await started(self._new_client, timeout=60)
+            except (KafkaError, OSError) as error:  # the broker is still away: keep trying, as the fetches did
+                log.warning("consumer %s cannot reach the broker: %s", self.name, error)
+                continue
+            await self._subscribe_once_the_topics_exist()
+            return
 
     async def stop(self) -> None:
         """Finish the event in hand, commit, leave the group. Safe to call twice, and with the broker down."""
@@ -265,6 +287,7 @@ class EventConsumer:
     async def _run(self) -> None:
         assert self._kafka is not None
         await self._subscribe_once_the_topics_exist()
+        failures = 0  # fetches failed in a row
         while not self._stopping:
             try:
                 batches = await self._kafka.getmany(timeout_ms=500)
@@ -272,9 +295,14 @@ class EventConsumer:
                 await self._rewind(error)
                 continue
             except KafkaError as error:
+                failures += 1
                 log.warning("consumer %s cannot fetch: %s", self.name, error)
                 await asyncio.sleep(1)
+                if failures >= self.renew_after_failures:
+                    failures = 0
+                    await self._renew_client()
                 continue
+            failures = 0
             applied = await self.process_fetch(batches)  # the next offset of each partition, past what was applied
             for partition, next_offset in applied.items():
                 self._observe_lag(partition, next_offset)
