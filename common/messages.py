@@ -10,7 +10,9 @@ order-events    order.placed {"order_id", "user_id", "items": [{"product_id", "q
                 order.paid / order.cancelled / order.rejected {"order_id", "user_id", "status", "reason"}
 saga-events     (saga -> order_svc, key = order id) the saga's verdicts on an order
                 saga.rejected {"order_id", "reason"}: stock could not be reserved; the order becomes rejected
-                saga.expired {"order_id"}: not paid in time, stock released; the order becomes cancelled
+                saga.expired {"order_id"}: the payment deadline passed; a still pending order becomes cancelled
+                (its order.cancelled makes the saga release the stock), a paid one stays paid (its order.paid
+                makes the saga confirm)
 stock-commands  (saga -> stock, key = order id)
                 stock.reserve {"order_id", "items": [{"product_id", "quantity"}]}: all items or none
                 stock.release {"order_id"}: give back what the order holds (nothing held is fine)

@@ -17,12 +17,13 @@ from tortoise.timezone import now
 from tortoise.transactions import in_transaction
 
 from common.errors import Conflict, Forbidden, NotFound
+from common.idempotency import NO_KEY, Answer, Keyed, record_response, recorded_response
 from common.messages import ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REJECTED
 from common.outbox import Event, encode_json, event_arrays, insert_events, write_events
 from common.tokens import Principal
 from common.topics import ORDER_EVENTS
 from order_svc.models import Order, OrderItem, OrderStatus
-from order_svc.schemas import ItemInput, NewOrder, Page, money, order_total
+from order_svc.schemas import ItemInput, NewOrder, Page, money, order_total, order_view
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def status_changed(order: Order, causation_id: str | None) -> Event | None:
 # Placing an order is the shop's hottest write, so it is one statement: one round trip, and no BEGIN or COMMIT
 # (a single statement is its own transaction). It checks every line against the catalog's prices and the known
 # stock (order_svc/stock_levels.py) and only if all of them hold inserts the order, its items and its order.placed
-# event; otherwise it writes nothing and returns the first refused line.
+# event; otherwise it writes nothing and returns the first refused line. With an Idempotency-Key it first records
+# the response under the key ($17-$21), and places the order only if the key was free.
 _PLACE_ORDER = f"""
 WITH line AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::numeric[]) WITH ORDINALITY AS l (product_id, quantity, price, n)
@@ -95,9 +97,12 @@ WITH line AS (
     SELECT line.n, line.product_id, p.price AS catalog_price, p.deleted, s.available
     FROM line LEFT JOIN product_prices p USING (product_id) LEFT JOIN stock_levels s USING (product_id)
     WHERE p.product_id IS NULL OR p.deleted OR p.price <> line.price OR s.available < line.quantity
+), keyed AS (
+    {record_response(17, when="NOT EXISTS (SELECT FROM refused)")}
 ), placed AS (
     INSERT INTO orders (id, user_id, status, total_price, shipping_address, created_at, updated_at)
-    SELECT $4, $5, 'pending', $6, $7::jsonb, $8, $8 WHERE NOT EXISTS (SELECT FROM refused)
+    SELECT $4, $5, 'pending', $6, $7::jsonb, $8, $8
+    WHERE NOT EXISTS (SELECT FROM refused) AND ($18::text IS NULL OR EXISTS (SELECT FROM keyed))
     RETURNING id
 ), items AS (
     INSERT INTO order_items (order_id, product_id, quantity, price)
@@ -105,15 +110,16 @@ WITH line AS (
 ), event AS (
     {insert_events(9, when="EXISTS (SELECT FROM placed)")}
 )
-SELECT product_id, catalog_price, deleted, available FROM refused ORDER BY n LIMIT 1
+SELECT r.product_id, r.catalog_price, r.deleted, r.available, EXISTS (SELECT FROM placed) AS placed
+FROM (SELECT) AS one LEFT JOIN (SELECT * FROM refused ORDER BY n LIMIT 1) AS r ON true
 """
 
 
-async def place_order(principal: Principal, new: NewOrder) -> tuple[Order, list[OrderItem]]:
-    """A pending order at the catalog's prices, and its `order.placed` event, in one statement; 409 naming the
+async def place_order(principal: Principal, new: NewOrder, key: Keyed | None = None) -> Answer:
+    """A pending order at the catalog's prices, and its `order.placed` event, in one statement (201); 409 naming the
     first product that is not on sale at the price given, or of which fewer units are known to be available. A
     price that changes meanwhile is the catalog's change racing the order: the order keeps the price the customer
-    saw."""
+    saw. A request whose Idempotency-Key `key` placed an order before gets that first answer again."""
     if new.user_id is not None and new.user_id != str(principal.user_id):
         raise Forbidden("An order can only be placed for the signed-in user", field="user_id")
     placed_at = now()
@@ -127,25 +133,34 @@ async def place_order(principal: Principal, new: NewOrder) -> tuple[Order, list[
         updated_at=placed_at,
     )
     items = [OrderItem(product_id=item.product_id, quantity=item.quantity, price=item.price) for item in new.items]
-    refused = await connections.get(DB).execute_query_dict(
-        _PLACE_ORDER,
-        [
-            [item.product_id for item in items],
-            [item.quantity for item in items],
-            [item.price for item in items],
-            order.id,
-            order.user_id,
-            order.total_price,
-            encode_json(order.shipping_address),
-            placed_at,
-            *event_arrays([order_placed(order, items)]),
-        ],
-    )
-    if refused:
-        line = refused[0]
-        asked = next(item for item in new.items if item.product_id == line["product_id"])
-        raise _refusal(asked, line["catalog_price"], line["deleted"], line["available"])
-    return order, items
+    answer = Answer(201, order_view(order, items))
+    connection = connections.get(DB)
+    outcome = (
+        await connection.execute_query_dict(
+            _PLACE_ORDER,
+            [
+                [item.product_id for item in items],
+                [item.quantity for item in items],
+                [item.price for item in items],
+                order.id,
+                order.user_id,
+                order.total_price,
+                encode_json(order.shipping_address),
+                placed_at,
+                *event_arrays([order_placed(order, items)]),
+                *(key.parameters(answer) if key else NO_KEY),
+            ],
+        )
+    )[0]
+    if outcome["product_id"] is not None:
+        asked = next(item for item in new.items if item.product_id == outcome["product_id"])
+        raise _refusal(asked, outcome["catalog_price"], outcome["deleted"], outcome["available"])
+    if not outcome["placed"]:  # the key placed an order before
+        assert key is not None
+        first = await recorded_response(connection, key)
+        assert first is not None  # the statement found it taken; keys are not deleted while they may be sent again
+        return first
+    return answer
 
 
 def _refusal(item: ItemInput, catalog_price: Decimal | None, deleted: bool | None, available: int | None) -> Conflict:
@@ -228,7 +243,8 @@ async def reject_order(connection: BaseDBAsyncClient, order_id: str, reason: str
 
 
 async def expire_order(connection: BaseDBAsyncClient, order_id: str, causation_id: str) -> None:
-    """The payment deadline passed and the saga released the stock: a still pending order is cancelled."""
+    """The saga's payment deadline passed: a still pending order is cancelled (its order.cancelled makes the saga
+    release the stock); a payment taken first stands (its order.paid makes the saga confirm the stock)."""
     order = await _lock_order(connection, order_id)
     if order is None:
         return

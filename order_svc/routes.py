@@ -3,6 +3,7 @@ from sanic.response import HTTPResponse, empty, json
 from sanic_ext import openapi
 
 from common.auth import authenticated, require_role
+from common.idempotency import HEADER, KEY_DESCRIPTION, keyed
 from common.validation import json_body, openapi_body, query_args
 from order_svc import orders
 from order_svc.schemas import NewOrder, Page, StatusChange, order_view
@@ -13,12 +14,15 @@ order_routes = Blueprint("orders", url_prefix="/api/v1/orders")
 
 @order_routes.post("/", strict_slashes=False)
 @openapi.body(openapi_body(NewOrder))
-@openapi.response(201, description="The new order, pending")
+@openapi.parameter(HEADER, str, "header", description=KEY_DESCRIPTION)
+@openapi.response(201, description="The new order, pending (or, for a repeated Idempotency-Key, the first answer)")
+@openapi.response(409, description="Refused (price, stock, product), or the Idempotency-Key was used for another order")
 @openapi.secured("bearer")
 @require_role("user")
 async def place_order(request: Request) -> HTTPResponse:
-    order, items = await orders.place_order(request.ctx.principal, json_body(request, NewOrder))
-    return json(order_view(order, items), status=201)
+    principal, new = request.ctx.principal, json_body(request, NewOrder)
+    key = keyed(request, f"user:{principal.user_id} POST /orders", new)
+    return (await orders.place_order(principal, new, key)).response()
 
 
 @order_routes.get("/", strict_slashes=False)

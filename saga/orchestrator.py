@@ -5,11 +5,16 @@ process or in another instance — move one saga one step at a time.
     STARTED -> RESERVING -> AWAITING_PAYMENT -> CONFIRMING -> COMPLETED
     RESERVING -- stock rejected --> RELEASING (compensation) -> REJECTED      (order -> rejected)
     RESERVING / AWAITING_PAYMENT -- order cancelled --> RELEASING -> CANCELLED
-    AWAITING_PAYMENT -- payment deadline --> RELEASING -> EXPIRED               (order -> cancelled)
+    AWAITING_PAYMENT -- payment deadline: saga.expired, order -> cancelled, order.cancelled --> RELEASING -> EXPIRED
     a step without reply after its attempts -> FAILED (an admin retries it)
 
 Commands go to stock through this service's outbox, keyed by order id: stock handles one order's commands in
 order, so a release sent while a reservation is under way is applied after it and leaves nothing reserved.
+
+A payment and the payment deadline are decided by order_svc, on the order's row: at the deadline the saga asks it to
+cancel the order (saga.expired) and keeps the stock until it answers. A still pending order is cancelled, and its
+order.cancelled makes the saga release (EXPIRED); an order paid first stays paid, and its order.paid, already on its
+way, confirms the stock. (Releasing at the deadline itself left an order paid in that moment without its stock.)
 
 The decisions are made here on a `Move` (saga/moves.py): read with one statement, written with one.
 """
@@ -30,6 +35,8 @@ from common.topics import SAGA_EVENTS, STOCK_COMMANDS
 from saga.metrics import SagaMetrics
 from saga.models import Saga, SagaState, StepName, StepState
 from saga.moves import Move, Writes, lock_saga, lock_sagas
+
+PAYMENT_DEADLINE_PASSED = "payment deadline passed"
 
 COMMAND_OF_STATE = {
     SagaState.RESERVING: (StepName.RESERVE, RESERVE_STOCK),
@@ -97,8 +104,10 @@ class Orchestrator:
         move = await lock_saga(connection, order_id, cause)
         if move is None or not _cancellable(move.saga):
             return
-        move.finish_step(StepState.ABANDONED, "the order was cancelled")
-        self._release(move, SagaState.CANCELLED, "the order was cancelled")
+        overdue = _payment_overdue(move)  # then this cancel answers saga.expired
+        reason = PAYMENT_DEADLINE_PASSED if overdue else "the order was cancelled"
+        move.finish_step(StepState.ABANDONED, reason)
+        self._release(move, SagaState.EXPIRED if overdue else SagaState.CANCELLED, reason)
         await self._save(connection, move)
 
     # --- what stock says -----------------------------------------------------------------------------------------
@@ -146,8 +155,6 @@ class Orchestrator:
         self._enter(move, outcome)
         if outcome == SagaState.REJECTED:
             _tell_orders(move, SAGA_REJECTED, reason=move.saga.reason)
-        elif outcome == SagaState.EXPIRED:
-            _tell_orders(move, SAGA_EXPIRED)
         await self._save(connection, move)
 
     async def stock_confirmed(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
@@ -192,9 +199,10 @@ class Orchestrator:
     def _deadline(self, move: Move) -> None:
         saga, step = move.saga, move.step
         if saga.state == SagaState.AWAITING_PAYMENT:
+            # order_svc decides between the payment and the deadline; its order.cancelled or order.paid moves on.
             self.metrics.deadlines.labels("payment").inc()
-            move.finish_step(StepState.ABANDONED, "payment deadline passed")
-            self._release(move, SagaState.EXPIRED, "payment deadline passed")
+            saga.due_at = None
+            _tell_orders(move, SAGA_EXPIRED)
         elif saga.state not in COMMAND_OF_STATE or step is None:
             saga.due_at = None
         elif step.attempts >= self.timing.step_max_attempts:
@@ -239,6 +247,13 @@ class Orchestrator:
         if step.attempts > 1:
             self.metrics.resends.labels(str(step.name)).inc()
         saga.due_at = move.at + timedelta(seconds=self.timing.step_timeout * 2 ** (step.attempts - 1))
+
+
+def _payment_overdue(move: Move) -> bool:
+    """Awaiting a payment whose deadline has passed."""
+    saga = move.saga
+    deadline = saga.payment_deadline
+    return saga.state == SagaState.AWAITING_PAYMENT and deadline is not None and move.at >= deadline
 
 
 def _cancellable(saga: Saga) -> bool:

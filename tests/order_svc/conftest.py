@@ -21,7 +21,7 @@ from order_svc.orders import DB
 from order_svc.settings import OrderSettings
 from tests.support import serving
 
-ORDER_TABLES = "orders, order_items, product_prices, stock_levels"
+ORDER_TABLES = "orders, order_items, product_prices, stock_levels, idempotency_keys"
 MESSAGE_TABLES = "outbox, outbox_dead_letter, inbox, inbox_dead_letter"
 ORDERS = "/api/v1/orders"
 

@@ -50,6 +50,7 @@ async def test_resends_deadlines_and_failures_are_counted(client):
     await asyncio.sleep(0.1)
     await handle_due_sagas(expiring)
     assert value(registry, "saga_deadlines_total", kind="payment") == 1
+    await run(expiring.order_cancelled, order_id)  # order_svc's answer to saga.expired ends the step
     assert value(registry, "saga_step_duration_seconds_count", step="await_payment", outcome="abandoned") == 1
 
 

@@ -76,16 +76,38 @@ async def test_payment_during_the_reservation_confirms_right_after_it(client):
     assert (await saga_of(order_id)).state == SagaState.CONFIRMING
 
 
-async def test_payment_deadline_expires_the_order(client):
+async def test_payment_deadline_asks_the_orders_to_cancel_then_releases(client):
     saga = orchestrator(payment_timeout=0.05)
     order_id = await place(saga)
     await run(saga.stock_reserved, order_id)
     await asyncio.sleep(0.1)
     assert await handle_due_sagas(saga) == 1
-    assert (await saga_of(order_id)).state == SagaState.RELEASING
+    asked = await saga_of(order_id)
+    assert (asked.state, asked.due_at) == (SagaState.AWAITING_PAYMENT, None)  # the stock held until order_svc answers
+    assert (await commands(order_id))[-1] == ("saga.expired", {"order_id": order_id})
+    assert await handle_due_sagas(saga) == 0  # asked once
+
+    await run(saga.order_cancelled, order_id)  # order_svc cancelled the still pending order
+    releasing = await saga_of(order_id)
+    assert (releasing.state, releasing.reason) == (SagaState.RELEASING, "payment deadline passed")
     await run(saga.stock_released, order_id)
     assert (await saga_of(order_id)).state == SagaState.EXPIRED
-    assert (await commands(order_id))[-1] == ("saga.expired", {"order_id": order_id})
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve", "saga.expired", "stock.release"]
+
+
+async def test_a_payment_racing_the_deadline_keeps_its_stock(client):
+    """order_svc took the payment just before the saga's saga.expired reached it: the order stays paid, and its
+    order.paid, arriving after the deadline, confirms the stock instead of finding it released."""
+    saga = orchestrator(payment_timeout=0.05)
+    order_id = await place(saga)
+    await run(saga.stock_reserved, order_id)
+    await asyncio.sleep(0.1)
+    assert await handle_due_sagas(saga) == 1
+    await run(saga.order_paid, order_id)
+    assert (await saga_of(order_id)).state == SagaState.CONFIRMING
+    await run(saga.stock_confirmed, order_id)
+    assert (await saga_of(order_id)).state == SagaState.COMPLETED
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve", "saga.expired", "stock.confirm"]
 
 
 async def test_unanswered_command_is_resent_then_the_saga_fails(client):

@@ -1,0 +1,77 @@
+"""POST /orders with an Idempotency-Key: a client that sends an order again (after a timeout, say) gets the first
+answer and no second order; the same key with another order is a 409; keys belong to their customer."""
+
+import asyncio
+
+from tests.order_svc.conftest import (
+    HEADPHONES,
+    NOTHING_WRITTEN,
+    ORDERS,
+    SMARTPHONE,
+    item,
+    order_body,
+    outbox_events,
+    table_counts,
+)
+
+KEY = {"Idempotency-Key": "checkout-5b1f0e6a"}
+
+
+async def test_the_same_order_sent_again_gets_the_first_answer(client, customer):
+    first = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE)), headers={**customer, **KEY})
+    again = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE)), headers={**customer, **KEY})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await table_counts() == {"orders": 1, "order_items": 1, "outbox": 1}
+    assert len(await outbox_events("order.placed")) == 1
+
+
+async def test_concurrent_sends_of_one_key_place_one_order(client, customer):
+    sends = [
+        client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE, 2)), headers={**customer, **KEY}) for _ in range(8)
+    ]
+    answers = await asyncio.gather(*sends)
+    assert {answer.status_code for answer in answers} == {201}
+    assert len({answer.json()["_id"] for answer in answers}) == 1
+    assert await table_counts() == {"orders": 1, "order_items": 1, "outbox": 1}
+
+
+async def test_the_same_key_for_another_order_is_409(client, customer):
+    first = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE)), headers={**customer, **KEY})
+    other = await client.post(f"{ORDERS}/", json=order_body(item(HEADPHONES)), headers={**customer, **KEY})
+    assert first.status_code == 201
+    assert other.status_code == 409
+    assert other.json()["error"] == "conflict"
+    assert other.json()["field"] == "Idempotency-Key"
+    assert "another request" in other.json()["message"]
+    assert await table_counts() == {"orders": 1, "order_items": 1, "outbox": 1}
+
+
+async def test_keys_belong_to_their_customer(client, customer, other_customer):
+    body = order_body(item(SMARTPHONE), user_id=None)  # each for the signed-in customer
+    mine = await client.post(f"{ORDERS}/", json=body, headers={**customer, **KEY})
+    theirs = await client.post(f"{ORDERS}/", json=body, headers={**other_customer, **KEY})
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert mine.json()["_id"] != theirs.json()["_id"]
+
+
+async def test_a_refused_order_records_nothing_under_its_key(client, customer):
+    too_many = await client.post(
+        f"{ORDERS}/", json=order_body({**item(SMARTPHONE), "price": 1.0}), headers={**customer, **KEY}
+    )
+    assert too_many.status_code == 409
+    assert await table_counts() == NOTHING_WRITTEN
+    corrected = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE)), headers={**customer, **KEY})
+    assert corrected.status_code == 201, corrected.text
+
+
+async def test_a_malformed_key_is_400_and_writes_nothing(client, customer):
+    for key in ("", "x" * 256, "caf\u00e9".encode()):
+        response = await client.post(
+            f"{ORDERS}/", json=order_body(item(SMARTPHONE)), headers={**customer, "Idempotency-Key": key}
+        )
+        assert response.status_code == 400, key
+        assert response.json()["field"] == "Idempotency-Key"
+    assert await table_counts() == NOTHING_WRITTEN
