@@ -119,7 +119,9 @@ def decode(record: ConsumerRecord) -> ReceivedEvent:
 # The database is unreachable, going down or coming up (OperatorInterventionError: "terminating connection due to
 # administrator command", "the database system is shutting down / starting up"): wait, never count it against
 # the event. asyncpg's InternalClientError ("another operation is in progress") is a pooled connection that
-# PostgreSQL terminated in the middle of an operation (seen in failure scenario 7).
+# PostgreSQL terminated in the middle of an operation (seen in failure scenario 7). Class 53, out of resources (too
+# many connections, disk full, out of memory), is the server's state too, not the event's: dead-lettering on it
+# would set aside every event that arrived while the disk was full.
 _INFRASTRUCTURE_ERRORS = (
     OSError,
     DBConnectionError,
@@ -127,6 +129,7 @@ _INFRASTRUCTURE_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
 )
 
 

@@ -3,10 +3,11 @@
 import json
 import uuid
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from outbox_relay.postgres_outbox import PostgresOutbox
-from tests.outbox_relay.conftest import commit_events, thing_happened
+from tests.outbox_relay.conftest import commit_events, record_effect, thing_happened
 from tests.support import wait_until
 
 TWO_MEGABYTES = "x" * (2 * 1024 * 1024)
@@ -47,8 +48,6 @@ async def test_failing_handler_dead_letters_the_event_and_the_partition_moves_on
     async def fails_on_thirteen(event, connection):
         if event.payload["seq"] == 13:
             raise ValueError("thirteen is unlucky")
-        from tests.outbox_relay.conftest import record_effect
-
         await record_effect(event, connection)
 
     await start_relay()
@@ -60,6 +59,28 @@ async def test_failing_handler_dead_letters_the_event_and_the_partition_moves_on
     [letter] = await ledger.fetch("SELECT error, attempts FROM inbox_dead_letter")
     assert letter["attempts"] == 3
     assert "thirteen is unlucky" in letter["error"]
+
+
+async def test_an_out_of_resources_database_is_waited_for_not_blamed_on_the_event(
+    ledger, topic, start_relay, start_consumer
+):
+    """PostgreSQL's class 53 (too many connections, disk full) says nothing about the event: the consumer waits
+    and applies it once the server recovers, however many times that takes, and dead-letters nothing."""
+    refusals = 4  # more than max_attempts
+
+    async def server_out_of_connections_for_a_while(event, connection):
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
+        await record_effect(event, connection)
+
+    await start_relay()
+    await start_consumer(handler=server_out_of_connections_for_a_while, max_attempts=3)
+    await commit_events([thing_happened(topic, "a", seq) for seq in range(3)])
+    await wait_until(lambda: _applied(ledger, 3), timeout=60)
+    assert refusals == 0
+    assert await ledger.fetchval("SELECT count(*) FROM inbox_dead_letter") == 0
 
 
 async def test_undecodable_message_is_dead_lettered(ledger, topic, kafka_bootstrap, start_consumer):
