@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from pymongo import AsyncMongoClient
 
 from common.database import asyncpg_dsn
+from common.lag import PartitionLag, consumer_lag
 from tests.cluster import Cluster
 
 DATABASES = {
@@ -30,6 +32,14 @@ DATABASES = {
     "orders": "ORDER_DATABASE_URL",
     "sagas": "SAGA_DATABASE_URL",
 }
+# Who consumes what another service's outbox publishes: (producer's database, topic, consumer's database, group).
+FLOWS = (
+    ("orders", "order-events", "sagas", "saga"),
+    ("sagas", "stock-commands", "stock", "stock_svc"),
+    ("stock", "stock-replies", "sagas", "saga"),
+    ("sagas", "saga-events", "orders", "order_svc"),
+)
+FLOW_TOPICS = sorted({topic for _, topic, _, _ in FLOWS})
 # A saga at rest: finished, or waiting for the customer. Anything else after settling is stuck.
 AT_REST = {"AWAITING_PAYMENT", "COMPLETED", "REJECTED", "CANCELLED", "EXPIRED"}
 # The saga states an order's status agrees with.
@@ -85,9 +95,15 @@ class Snapshot:
         self.released_and_confirmed: list[tuple] = []
         self.command_repeats: list[tuple] = []
         self.negative_history: int = 0
+        self.lags: list[PartitionLag] = []
+        self.published: dict[str, list[tuple[str, str, str]]] = {}  # db -> (topic, aggregate id, event id) by position
+        self.consumed: dict[tuple[str, str], dict[str, Any]] = {}  # (db, consumer) -> event id -> when applied
+        self.in_order: bool | None = None  # whether the consumption order was read (`take(..., order=True)`)
 
     @classmethod
-    async def take(cls, cluster: Cluster) -> "Snapshot":
+    async def take(cls, cluster: Cluster, order: bool = False) -> "Snapshot":
+        """What the databases and the broker hold now; with `order`, also every event's publication and
+        consumption order (heavier: read once the system has settled)."""
         snapshot = cls()
         for name, variable in DATABASES.items():
             connection = await asyncpg.connect(asyncpg_dsn(cluster.database_url(variable)), timeout=10)
@@ -95,10 +111,25 @@ class Snapshot:
                 async with connection.transaction(isolation="repeatable_read", readonly=True):
                     await snapshot._read_common(name, connection)
                     await getattr(snapshot, f"_read_{name}")(connection)
+                    if order:
+                        await snapshot._read_order(name, connection)
             finally:
                 await connection.close()
         await snapshot._read_catalog(cluster)
+        snapshot.lags = await consumer_lag(cluster.stack.bootstrap_servers)
+        snapshot.in_order = order
         return snapshot
+
+    async def _read_order(self, name: str, db: asyncpg.Connection) -> None:
+        rows = await db.fetch(
+            "SELECT topic, aggregate_id, id::text FROM outbox WHERE topic = ANY($1::text[]) ORDER BY position",
+            FLOW_TOPICS,
+        )
+        self.published[name] = [tuple(row) for row in rows]
+        for _, _, consumer_db, consumer in FLOWS:
+            if consumer_db == name and (name, consumer) not in self.consumed:
+                rows = await db.fetch("SELECT event_id::text, processed_at FROM inbox WHERE consumer = $1", consumer)
+                self.consumed[(name, consumer)] = dict(rows)  # type: ignore[arg-type]
 
     async def _read_common(self, name: str, db: asyncpg.Connection) -> None:
         self.unpublished[name] = await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -214,7 +245,37 @@ class Snapshot:
             self.stock_conserved(),
             self.stock_not_negative(),
             self.effects_once(),
+            self.consumers_caught_up(),
+            *([self.consumed_in_order()] if self.in_order else []),
         ]
+
+    def consumers_caught_up(self) -> Invariant:
+        behind = [lag for lag in self.lags if lag.lag]
+        groups = sorted({lag.group for lag in self.lags})
+        detail = f"{len(self.lags)} partitions of groups {groups}: lag {sum(lag.lag for lag in behind)}"
+        if behind:
+            detail += f" ({_examples(f'{lag.group} {lag.topic}[{lag.partition}] {lag.lag}' for lag in behind)})"
+        return Invariant("every consumer group's lag is zero", not behind, detail, converges=True)
+
+    def consumed_in_order(self) -> Invariant:
+        """Each aggregate's events applied by each consumer in the order of its outbox (the moment a consumer
+        applied an event is its inbox row's time; events applied in one transaction share it)."""
+        checked, disordered = 0, []
+        for producer, topic, consumer_db, consumer in FLOWS:
+            applied = self.consumed.get((consumer_db, consumer), {})
+            last: dict[str, Any] = {}
+            for event_topic, aggregate, event_id in self.published.get(producer, []):
+                if event_topic != topic or event_id not in applied:
+                    continue
+                checked += 1
+                when = applied[event_id]
+                if aggregate in last and when < last[aggregate]:
+                    disordered.append((consumer, topic, aggregate))
+                last[aggregate] = max(when, last.get(aggregate, when))
+        detail = f"{checked} events of {len(FLOWS)} flows applied in outbox order"
+        if disordered:
+            detail = f"{len(disordered)} events applied before an earlier one of theirs ({_examples(disordered)})"
+        return Invariant("an aggregate's events consumed in outbox order", not disordered, detail)
 
     def outbox_published(self) -> Invariant:
         pending = {name: count for name, count in self.unpublished.items() if count}
@@ -356,13 +417,14 @@ async def settle(cluster: Cluster, timeout: float = 180.0, interval: float = 0.5
     while True:
         try:
             invariants = (await Snapshot.take(cluster)).invariants()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            converged = all(invariant.held for invariant in invariants if invariant.converges)
+            if converged or time.monotonic() - started > timeout:
+                settled = time.monotonic() - started
+                return (await Snapshot.take(cluster, order=True)).invariants(), settled
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
             if time.monotonic() - started > timeout:
                 raise
-            print(f"  (databases not reachable yet: {error})")
+            print(f"  (databases or broker not reachable yet: {error!r})")
             await asyncio.sleep(1)
             continue
-        converged = all(invariant.held for invariant in invariants if invariant.converges)
-        if converged or time.monotonic() - started > timeout:
-            return invariants, time.monotonic() - started
         await asyncio.sleep(interval)
