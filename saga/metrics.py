@@ -32,7 +32,7 @@ class SagaMetrics:
         )
         self.deadlines = Counter(
             "saga_deadlines_total",
-            "Deadlines that passed: a step's reply timeout (step) or the payment's (payment)",
+            "Deadlines that passed: a step's reply timeout (step), the payment's (payment), a FAILED saga's retry (retry)",
             ["kind"],
             registry=registry,
         )

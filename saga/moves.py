@@ -52,6 +52,7 @@ class Move:
     started: list[SagaStep] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     received: ReceivedEvent | None = None  # the message it answers (None: a deadline, an admin's retry)
+    command_unsent: bool = False  # the running step's last command had not left the outbox when the saga was read
 
     def __post_init__(self) -> None:
         self._read = _values(self.saga, _SAGA_MOVES)
@@ -101,12 +102,13 @@ def _values(row: Any, columns: tuple[str, ...]) -> dict[str, Any]:
 # the saga's new version (PostgreSQL re-reads the locked row) but the step joined to it as it was before that move.
 # `moved_meanwhile` tells so (the locked version is not the one this statement's snapshot sees); reading again,
 # the lock now held, gives the step that goes with the saga. Planned per execution: a plan made for all values scanned
-# every saga (common/database.py).
+# every saga (common/database.py). `command_unsent`: the running step's last command is still in the outbox.
 _READ = f"""{PLANNED_PER_EXECUTION}
 SELECT sagas.*, step.id AS step_id, step.name AS step_name, step.state AS step_state,
     step.attempts AS step_attempts, step.command_id AS step_command_id, step.started_at AS step_started_at,
     step.finished_at AS step_finished_at, step.error AS step_error,
-    sagas.xmin <> (SELECT seen.xmin FROM sagas AS seen WHERE seen.order_id = sagas.order_id) AS moved_meanwhile
+    sagas.xmin <> (SELECT seen.xmin FROM sagas AS seen WHERE seen.order_id = sagas.order_id) AS moved_meanwhile,
+    EXISTS (SELECT FROM outbox WHERE outbox.id = step.command_id AND outbox.published_at IS NULL) AS command_unsent
 FROM sagas LEFT JOIN saga_steps AS step ON step.saga_id = sagas.order_id AND step.state = 'running'
 """
 _LOCK = _READ + "WHERE sagas.order_id = $1 FOR UPDATE OF sagas"
@@ -156,7 +158,7 @@ def _move(row: dict[str, Any]) -> Move:
     step = None
     if row["step_id"] is not None:
         step = SagaStep._init_from_db(saga_id=row["order_id"], **{c: row[f"step_{c}"] for c in _STEP_COLUMNS})
-    return Move(Saga._init_from_db(**row), step)
+    return Move(Saga._init_from_db(**row), step, command_unsent=row["command_unsent"])
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ process or in another instance — move one saga one step at a time.
     RESERVING -- stock rejected --> RELEASING (compensation) -> REJECTED      (order -> rejected)
     RESERVING / AWAITING_PAYMENT -- order cancelled --> RELEASING -> CANCELLED
     AWAITING_PAYMENT -- payment deadline: saga.expired, order -> cancelled, order.cancelled --> RELEASING -> EXPIRED
-    a step without reply after its attempts -> FAILED (an admin retries it)
+    a step without reply after its attempts -> FAILED, retried automatically with backoff (an admin may retry sooner)
 
 Commands go to stock through this service's outbox, keyed by order id: stock handles one order's commands in
 order, so a release sent while a reservation is under way is applied after it and leaves nothing reserved.
@@ -15,6 +15,11 @@ A payment and the payment deadline are decided by order_svc, on the order's row:
 cancel the order (saga.expired) and keeps the stock until it answers. A still pending order is cancelled, and its
 order.cancelled makes the saga release (EXPIRED); an order paid first stays paid, and its order.paid, already on its
 way, confirms the stock. (Releasing at the deadline itself left an order paid in that moment without its stock.)
+
+Outages. A command still in the outbox (the relay or the broker away) is not sent again and its wait does not count
+against the step: only commands that left count. A step that fails anyway (stock away longer than the step's
+budget) is retried automatically, after as long again as the saga has lived (at least a step budget, at most
+MAX_RETRY_DELAY), and a reply that arrives while the saga is FAILED is applied as if it had come in time.
 
 The decisions are made here on a `Move` (saga/moves.py): read with one statement, written with one.
 """
@@ -37,6 +42,7 @@ from saga.models import Saga, SagaState, StepName, StepState
 from saga.moves import Move, Writes, lock_saga, lock_sagas
 
 PAYMENT_DEADLINE_PASSED = "payment deadline passed"
+MAX_RETRY_DELAY = timedelta(hours=1)  # between two automatic retries of a FAILED saga
 
 COMMAND_OF_STATE = {
     SagaState.RESERVING: (StepName.RESERVE, RESERVE_STOCK),
@@ -50,6 +56,11 @@ class Timing:
     payment_timeout: float
     step_timeout: float
     step_max_attempts: int
+
+    @property
+    def step_budget(self) -> timedelta:
+        """How long a step waits for its reply over all its attempts (the timeout doubles per attempt)."""
+        return timedelta(seconds=self.step_timeout * (2**self.step_max_attempts - 1))
 
 
 class Orchestrator:
@@ -122,7 +133,7 @@ class Orchestrator:
         writes = Writes()
         for order_id, cause in replies:
             move = locked.get(uuid.UUID(order_id))
-            if move is None or move.saga.state != SagaState.RESERVING:
+            if move is None or not _awaits_reply(move, SagaState.RESERVING):
                 continue  # a duplicate reply (in this run too), or the saga moved on (a cancel is releasing it)
             correlation_id.set(cause.correlation_id)
             move.received = cause
@@ -138,7 +149,7 @@ class Orchestrator:
         self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: ReceivedEvent
     ) -> None:
         move = await lock_saga(connection, payload["order_id"], cause)
-        if move is None or move.saga.state != SagaState.RESERVING:
+        if move is None or not _awaits_reply(move, SagaState.RESERVING):
             return
         reason = payload.get("reason") or "not enough stock"
         move.finish_step(StepState.FAILED, reason)
@@ -148,7 +159,7 @@ class Orchestrator:
 
     async def stock_released(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
         move = await lock_saga(connection, order_id, cause)
-        if move is None or move.saga.state != SagaState.RELEASING:
+        if move is None or not _awaits_reply(move, SagaState.RELEASING):
             return
         move.finish_step(StepState.SUCCEEDED)
         outcome = move.saga.release_outcome or SagaState.CANCELLED
@@ -159,7 +170,7 @@ class Orchestrator:
 
     async def stock_confirmed(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
         move = await lock_saga(connection, order_id, cause)
-        if move is None or move.saga.state != SagaState.CONFIRMING:
+        if move is None or not _awaits_reply(move, SagaState.CONFIRMING):
             return
         move.finish_step(StepState.SUCCEEDED)
         self._enter(move, SagaState.COMPLETED)
@@ -168,17 +179,20 @@ class Orchestrator:
     # --- deadlines and retries -----------------------------------------------------------------------------------
 
     async def deadline_passed(self, connection: BaseDBAsyncClient, move: Move) -> None:
-        """The saga's `due_at` passed (the caller locked it, `lock_due_sagas`): expire the payment or resend the
-        command."""
+        """The saga's `due_at` passed (the caller locked it, `lock_due_sagas`): ask the orders to expire the
+        payment, resend the command (or wait for the last one to leave the outbox), or retry a FAILED saga."""
         self._deadline(move)
         await self._save(connection, move)
 
     async def retry(self, connection: BaseDBAsyncClient, move: Move) -> None:
         """An admin's retry of a FAILED saga (locked by the caller, `lock_saga`): the failed step starts over."""
-        resume_in = move.saga.failed_in or SagaState.RESERVING
-        move.saga.failed_in = None
-        self._enter(move, resume_in)
+        self._retry(move)
         await self._save(connection, move)
+
+    def _retry(self, move: Move) -> None:
+        resume_in = move.saga.failed_in or SagaState.RESERVING
+        move.saga.failed_in, move.saga.reason = None, None
+        self._enter(move, resume_in)
 
     # --- moving ----------------------------------------------------------------------------------------------------
 
@@ -203,18 +217,29 @@ class Orchestrator:
             self.metrics.deadlines.labels("payment").inc()
             saga.due_at = None
             _tell_orders(move, SAGA_EXPIRED)
+        elif saga.state == SagaState.FAILED and saga.failed_in is not None:
+            self.metrics.deadlines.labels("retry").inc()
+            self._retry(move)
         elif saga.state not in COMMAND_OF_STATE or step is None:
             saga.due_at = None
+        elif move.command_unsent:  # the relay or the broker is away: a copy would wait behind it; not stock's wait
+            saga.due_at = move.at + timedelta(seconds=self.timing.step_timeout)
         elif step.attempts >= self.timing.step_max_attempts:
             self.metrics.deadlines.labels("step").inc()
-            error = f"no reply from stock after {step.attempts} attempts"
-            move.finish_step(StepState.FAILED, error)
-            saga.failed_in, saga.reason, saga.due_at = saga.state, error, None
-            saga.state = SagaState.FAILED
-            self.metrics.failed.inc()
+            self._fail(move, f"no reply from stock after {step.attempts} attempts")
         else:
             self.metrics.deadlines.labels("step").inc()
             self._send_command(move)
+
+    def _fail(self, move: Move, error: str) -> None:
+        """FAILED, to be retried after as long again as the saga has lived: at least a step's budget (stock may be
+        back by then), at most MAX_RETRY_DELAY."""
+        saga = move.saga
+        move.finish_step(StepState.FAILED, error)
+        saga.failed_in, saga.reason, saga.state = saga.state, error, SagaState.FAILED
+        lived = move.at - saga.created_at if saga.created_at is not None else self.timing.step_budget
+        saga.due_at = move.at + min(max(lived, self.timing.step_budget), MAX_RETRY_DELAY)
+        self.metrics.failed.inc()
 
     def _release(self, move: Move, outcome: SagaState, reason: str) -> None:
         move.saga.release_outcome, move.saga.reason, move.saga.failed_in = outcome, reason, None
@@ -247,6 +272,16 @@ class Orchestrator:
         if step.attempts > 1:
             self.metrics.resends.labels(str(step.name)).inc()
         saga.due_at = move.at + timedelta(seconds=self.timing.step_timeout * 2 ** (step.attempts - 1))
+
+
+def _awaits_reply(move: Move, state: SagaState) -> bool:
+    """Whether the saga waits for stock's reply to the command of `state`: in that state, or FAILED in it (a reply
+    that comes after the saga gave up on the step is applied as if it had come in time). A FAILED saga is put back
+    in `state`."""
+    saga = move.saga
+    if saga.state == SagaState.FAILED and saga.failed_in == state:
+        saga.state, saga.failed_in, saga.reason = state, None, None
+    return saga.state == state
 
 
 def _payment_overdue(move: Move) -> bool:

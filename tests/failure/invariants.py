@@ -167,7 +167,9 @@ class Snapshot:
         self.saga_step_repeats = [
             tuple(row)
             for row in await db.fetch(
-                "SELECT saga_id, name, count(*) FROM saga_steps GROUP BY 1, 2 HAVING count(*) > 1"
+                # A failed step is started over (automatically, or by an admin): one of each that did not fail.
+                "SELECT saga_id, name, count(*) FROM saga_steps WHERE state <> 'failed' GROUP BY 1, 2"
+                " HAVING count(*) > 1"
             )
         ]
         self.saga_event_repeats = [
@@ -393,7 +395,7 @@ class Snapshot:
             "'created' history/item": [item["product_id"] for item in self.items if item["created"] != 1],
             "inbox row/(consumer,event)": [(db, n) for db, n in self.inbox_duplicates.items() if n],
             "saga/order": self.saga_repeats,
-            "saga step/(saga,step)": self.saga_step_repeats,
+            "saga step not failed/(saga,step)": self.saga_step_repeats,
             "order event/(order,type)": self.order_event_repeats,
             "saga verdict/(order,type)": self.saga_event_repeats,
         }

@@ -70,3 +70,9 @@ async def commands(order_id: str) -> list[tuple[str, dict]]:
         [order_id],
     )
     return [(row["event_type"], json.loads(row["payload"])) for row in rows]
+
+
+async def relay_publishes() -> None:
+    """What the relay does: every command in the saga's outbox marked published (the timer resends, and counts,
+    only commands that left the outbox)."""
+    await connections.get("saga").execute_query("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")

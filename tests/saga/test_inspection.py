@@ -6,7 +6,7 @@ import uuid
 from tortoise.transactions import in_transaction
 
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import cause, orchestrator, place, run
+from tests.saga.conftest import cause, orchestrator, place, relay_publishes, run
 
 
 def bearer(issuer, user_id: int, role: str) -> dict[str, str]:
@@ -51,6 +51,7 @@ async def test_admin_lists_sagas_by_state(client, issuer):
 async def test_admin_retries_a_failed_saga(client, issuer):
     saga = orchestrator(step_timeout=0.01, step_max_attempts=1)
     order_id = await place(saga)
+    await relay_publishes()
     await asyncio.sleep(0.05)
     await handle_due_sagas(saga)
     admin = bearer(issuer, 1, "admin")

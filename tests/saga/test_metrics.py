@@ -9,7 +9,7 @@ from saga.metrics import SagaMetrics, keep_counting_sagas
 from saga.models import SagaState
 from saga.orchestrator import Orchestrator, Timing
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import place, run
+from tests.saga.conftest import place, relay_publishes, run
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -38,6 +38,7 @@ async def test_resends_deadlines_and_failures_are_counted(client):
     saga, registry = observed(step_timeout=0.01)
     await place(saga)
     for _ in range(3):  # two resends, then FAILED
+        await relay_publishes()
         await asyncio.sleep(0.1)
         await handle_due_sagas(saga)
     assert value(registry, "saga_command_resends_total", step="reserve") == 2

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 from common.consumer import ReceivedEvent
 from saga.models import Saga, SagaState, SagaStep
 from saga.moves import lock_due_sagas
-from tests.saga.conftest import ITEMS, cause, commands, orchestrator, place, run, saga_of
+from tests.saga.conftest import ITEMS, cause, commands, orchestrator, place, relay_publishes, run, saga_of
 
 
 class Recorded:
@@ -211,6 +211,7 @@ async def test_payment_during_the_reservation_writes_only_paid(client):
 async def test_the_timer_reads_its_due_sagas_once_and_writes_each_once(client):
     saga = orchestrator(step_timeout=0.01)
     order_ids = [await place(saga), await place(saga)]
+    await relay_publishes()
     await asyncio.sleep(0.05)
     async with in_transaction("saga") as connection:
         recorded = Recorded(connection)

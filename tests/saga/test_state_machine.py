@@ -6,7 +6,7 @@ from tortoise.transactions import in_transaction
 
 from saga.models import SagaState
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import cause, commands, orchestrator, place, run, saga_of
+from tests.saga.conftest import cause, commands, orchestrator, place, relay_publishes, run, saga_of
 
 RESERVE = {"order_id": None, "items": [{"product_id": "p-1", "quantity": 1}, {"product_id": "p-2", "quantity": 2}]}
 
@@ -114,14 +114,58 @@ async def test_unanswered_command_is_resent_then_the_saga_fails(client):
     saga = orchestrator(step_timeout=0.01, step_max_attempts=3)
     order_id = await place(saga)
     for _ in range(2):
+        await relay_publishes()
         await asyncio.sleep(0.1)
         await handle_due_sagas(saga)
     assert [event for event, _ in await commands(order_id)] == ["stock.reserve"] * 3
+    await relay_publishes()
     await asyncio.sleep(0.1)
     await handle_due_sagas(saga)
     failed = await saga_of(order_id)
-    assert (failed.state, failed.failed_in, failed.due_at) == (SagaState.FAILED, SagaState.RESERVING, None)
+    assert (failed.state, failed.failed_in) == (SagaState.FAILED, SagaState.RESERVING)
     assert failed.reason == "no reply from stock after 3 attempts"
+    # Retried automatically after as long again as the saga has lived, at least a step's budget (0.07 s here).
+    assert failed.due_at is not None
+    assert failed.due_at - failed.updated_at >= saga.timing.step_budget
+
+
+async def test_a_command_still_in_the_outbox_is_not_resent_and_its_wait_not_counted(client):
+    """The relay or the broker is away: copies of the command would queue behind it, and the wait says nothing
+    about stock. The saga waits without spending its attempts, and resends once the command has left."""
+    saga = orchestrator(step_timeout=0.01, step_max_attempts=2)
+    order_id = await place(saga)
+    for _ in range(5):
+        await asyncio.sleep(0.05)
+        await handle_due_sagas(saga)
+    waiting = await saga_of(order_id)
+    assert waiting.state == SagaState.RESERVING
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve"]
+    await relay_publishes()
+    await asyncio.sleep(0.05)
+    await handle_due_sagas(saga)
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve"] * 2
+
+
+async def test_a_failed_saga_is_retried_automatically_and_a_late_reply_still_counts(client):
+    saga = orchestrator(step_timeout=0.01, step_max_attempts=1)
+    order_id = await place(saga)
+    await relay_publishes()
+    await asyncio.sleep(0.05)
+    await handle_due_sagas(saga)
+    assert (await saga_of(order_id)).state == SagaState.FAILED
+
+    await asyncio.sleep(0.1)  # past the retry's due time
+    assert await handle_due_sagas(saga) == 1
+    retried = await saga_of(order_id)
+    assert (retried.state, retried.failed_in, retried.reason) == (SagaState.RESERVING, None, None)
+    assert [event for event, _ in await commands(order_id)] == ["stock.reserve"] * 2
+
+    await relay_publishes()
+    await asyncio.sleep(0.05)
+    await handle_due_sagas(saga)  # stock still silent: FAILED again
+    assert (await saga_of(order_id)).state == SagaState.FAILED
+    await run(saga.stock_reserved, order_id)  # stock applied a copy at last: its reply is not ignored
+    assert (await saga_of(order_id)).state == SagaState.AWAITING_PAYMENT
 
 
 async def test_duplicates_change_nothing(client):
