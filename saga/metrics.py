@@ -32,7 +32,7 @@ class SagaMetrics:
         )
         self.deadlines = Counter(
             "saga_deadlines_total",
-            "Deadlines that passed: a step's reply timeout (step), the payment's (payment), a FAILED saga's retry (retry)",
+            "Deadlines that passed: a step's reply timeout (step), the payment's (payment), a FAILED saga's (retry)",
             ["kind"],
             registry=registry,
         )

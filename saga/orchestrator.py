@@ -113,7 +113,16 @@ class Orchestrator:
 
     async def order_cancelled(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
         move = await lock_saga(connection, order_id, cause)
-        if move is None or not _cancellable(move.saga):
+        if move is None:
+            return
+        if _rejected(move.saga):
+            # Stock rejected the order while its customer cancelled it (the two arrive on different topics, in
+            # either order). order_svc keeps a cancelled order cancelled whatever the saga says, so the saga ends
+            # CANCELLED too; the release under way, or done, serves both.
+            self._cancel_rejected(move)
+            await self._save(connection, move)
+            return
+        if not _cancellable(move.saga):
             return
         overdue = _payment_overdue(move)  # then this cancel answers saga.expired
         reason = PAYMENT_DEADLINE_PASSED if overdue else "the order was cancelled"
@@ -231,6 +240,14 @@ class Orchestrator:
             self.metrics.deadlines.labels("step").inc()
             self._send_command(move)
 
+    def _cancel_rejected(self, move: Move) -> None:
+        saga = move.saga
+        saga.reason = f"the order was cancelled (stock had rejected it: {saga.reason})"
+        if saga.state == SagaState.REJECTED:
+            saga.state = SagaState.CANCELLED
+        else:
+            saga.release_outcome = SagaState.CANCELLED
+
     def _fail(self, move: Move, error: str) -> None:
         """FAILED, to be retried after as long again as the saga has lived: at least a step's budget (stock may be
         back by then), at most MAX_RETRY_DELAY."""
@@ -282,6 +299,12 @@ def _awaits_reply(move: Move, state: SagaState) -> bool:
     if saga.state == SagaState.FAILED and saga.failed_in == state:
         saga.state, saga.failed_in, saga.reason = state, None, None
     return saga.state == state
+
+
+def _rejected(saga: Saga) -> bool:
+    """Rejected by stock: releasing after the rejection, or done."""
+    releasing = saga.state == SagaState.RELEASING and saga.release_outcome == SagaState.REJECTED
+    return releasing or saga.state == SagaState.REJECTED
 
 
 def _payment_overdue(move: Move) -> bool:

@@ -68,6 +68,28 @@ async def test_cancel_racing_the_reservation_still_releases(client):
     assert (await saga_of(order_id)).state == SagaState.CANCELLED
 
 
+async def test_a_cancel_racing_a_rejection_ends_cancelled_as_the_order_does(client):
+    """order.cancelled and stock.rejected travel on different topics: either may arrive first. order_svc keeps the
+    cancelled order cancelled (it ignores saga.rejected then), so the saga must end CANCELLED, not REJECTED."""
+    saga = orchestrator()
+    releasing = await place(saga)
+    await run(saga.stock_rejected, {"order_id": releasing, "reason": "insufficient stock"})
+    await run(saga.order_cancelled, releasing)  # while the release is under way
+    await run(saga.stock_released, releasing)
+    ended = await saga_of(releasing)
+    assert (ended.state, ended.reason) == (
+        SagaState.CANCELLED,
+        "the order was cancelled (stock had rejected it: insufficient stock)",
+    )
+    assert [event for event, _ in await commands(releasing)] == ["stock.reserve", "stock.release"]
+
+    rejected = await place(saga)
+    await run(saga.stock_rejected, {"order_id": rejected, "reason": "insufficient stock"})
+    await run(saga.stock_released, rejected)
+    await run(saga.order_cancelled, rejected)  # after the saga ended: the verdict reached a cancelled order
+    assert (await saga_of(rejected)).state == SagaState.CANCELLED
+
+
 async def test_payment_during_the_reservation_confirms_right_after_it(client):
     saga = orchestrator()
     order_id = await place(saga)
