@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo lint bench clean
+.PHONY: install run test demo lint bench soak clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ bench: install
 	$(BIN)/python -m bench.http --scale 2
 	$(BIN)/python -m bench.system
 	$(BIN)/python -m bench.growth
+
+# The whole system under random load and faults (SOAK_SECONDS, default 600; SOAK_SEED replays a run), every
+# invariant checked at the end; report in bench/results/soak-report.json.
+soak: install
+	$(BIN)/python -m soak
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,13 +4,15 @@
     python -m common signing-key PATH              generate the RS256 signing key at PATH, unless it exists
 
 Both are idempotent and exit non-zero when they fail. And a way to look at a topic (see common/tail.py; kcat works
-too):
+too), and at the events a service's consumer set aside (common/dead_letters.py):
 
     python -m common tail TOPIC [--from-beginning] [--max N] [--one-line]
+    python -m common dead-letters --database URL [--limit N] [--redrive EVENT_ID|all]
 """
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from common import tail
+from common import dead_letters, tail
 from common.logs import configure_logging
 from common.settings import ServiceSettings
 from common.tokens import ensure_signing_key
@@ -40,6 +42,16 @@ async def create_topics(bootstrap_servers: str, timeout: float) -> None:
             await ensure_topics(bootstrap_servers, ALL_TOPICS, timeout=timeout)
 
 
+def show_dead_letters(arguments: argparse.Namespace, bootstrap_servers: str) -> None:
+    if arguments.redrive is None:
+        for letter in asyncio.run(dead_letters.dead_letters(arguments.database, arguments.limit)):
+            print(json.dumps(letter, default=str))
+        return
+    event_id = None if arguments.redrive == "all" else arguments.redrive
+    sent = asyncio.run(dead_letters.redrive(arguments.database, bootstrap_servers, event_id))
+    print(f"{len(sent)} dead letters sent back to their topics: {', '.join(sent) or 'none'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m common", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,6 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     tail.add_arguments(
         commands.add_parser("tail", help="print a topic's messages: partition, offset, key, headers, value")
     )
+    letters = commands.add_parser("dead-letters", help="list a service's inbox dead letters, or re-drive them")
+    letters.add_argument("--database", required=True, help="the service's database URL, e.g. postgres://.../orders")
+    letters.add_argument("--limit", type=int, default=100, help="how many to list, oldest first (100)")
+    letters.add_argument("--redrive", metavar="EVENT_ID|all", help="send back to their topics, to be consumed again")
     arguments = parser.parse_args(argv)
 
     settings = ServiceSettings()
@@ -61,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("topics ready on %s: %s", settings.kafka_bootstrap_servers, ", ".join(ALL_TOPICS))
     elif arguments.command == "tail":
         sys.exit(tail.main(arguments))
+    elif arguments.command == "dead-letters":
+        show_dead_letters(arguments, settings.kafka_bootstrap_servers)
     else:
         existed = arguments.path.exists()
         ensure_signing_key(arguments.path)

@@ -474,7 +474,7 @@ class EventConsumer:
                     " ON CONFLICT DO NOTHING",
                     [
                         self.name,
-                        str(event.id) if event else headers.get("event_id", ""),
+                        str(event.id) if event else headers.get("event_id") or _position(record),
                         record.topic,
                         record.partition,
                         record.offset,
@@ -491,6 +491,12 @@ class EventConsumer:
                     raise
                 log.warning("consumer %s waits for the database: %s", self.name, failure)  # as for an effect
                 await asyncio.sleep(1)
+
+
+def _position(record: ConsumerRecord) -> str:
+    """The name of a message without an event id: where it is, and when the broker took it (a topic recreated
+    reuses offsets)."""
+    return f"{record.topic}/{record.partition}/{record.offset}@{record.timestamp}"
 
 
 def _text(data: bytes | str) -> str:

@@ -1,7 +1,7 @@
 from sanic import Sanic
 
 from common.database import register_database
-from common.service import create_app, register_consumers
+from common.service import create_app, register_consumers, register_dead_letters
 from common.tokens import TokenVerifier
 from order_svc.handlers import order_consumers
 from order_svc.orders import DB
@@ -16,6 +16,7 @@ def create_order_app(settings: OrderSettings, token_verifier: TokenVerifier | No
     Its consumers run when `settings.consume_events` is on."""
     app = create_app(NAME, "Order service", settings, token_verifier)
     register_database(app, settings.database_url, NAME)
+    register_dead_letters(app, settings.database_url)
     if settings.consume_events:
         register_consumers(app, lambda: order_consumers(settings))
     app.blueprint(order_routes)

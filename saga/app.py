@@ -3,7 +3,7 @@ import asyncio
 from sanic import Sanic
 
 from common.database import register_database
-from common.service import create_app, register_consumers
+from common.service import create_app, register_consumers, register_dead_letters
 from common.tokens import TokenVerifier
 from saga.handlers import consumers
 from saga.metrics import SagaMetrics, keep_counting_sagas
@@ -24,6 +24,7 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     orchestrator = Orchestrator(timing, metrics)
     app.ctx.orchestrator = orchestrator
     register_database(app, settings.database_url, NAME)
+    register_dead_letters(app, settings.database_url)
     app.blueprint(sagas)
 
     if settings.consume_events:

@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 
 from common.consumer import EventConsumer, ReceivedEvent
 from common.database import asyncpg_dsn, attach, ensure_database
-from common.inbox import INBOX_DDL
+from common.inbox import INBOX_DDL, INBOX_DEAD_LETTER_BY_EVENT
 from common.outbox import OUTBOX_DDL, Event, write_events
 from common.topics import ensure_topics
 from outbox_relay.relay import Relay
@@ -35,7 +35,7 @@ async def ledger_url(postgres_url: str) -> str:
     url = f"{postgres_url}/ledger"
     await ensure_database(url)
     connection = await asyncpg.connect(asyncpg_dsn(url))
-    await connection.execute(OUTBOX_DDL + INBOX_DDL + APPLIED_DDL)
+    await connection.execute(OUTBOX_DDL + INBOX_DDL + INBOX_DEAD_LETTER_BY_EVENT + APPLIED_DDL)
     await connection.close()
     ledger_app = {"models": ["tests.outbox_relay.ledger_models"], "default_connection": DB}
     await attach({"connections": {DB: url}, "apps": {DB: ledger_app}})

@@ -6,6 +6,7 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from common.dead_letters import dead_letters, redrive
 from outbox_relay.postgres_outbox import PostgresOutbox
 from tests.outbox_relay.conftest import commit_events, record_effect, thing_happened
 from tests.support import wait_until
@@ -43,22 +44,32 @@ async def test_unpublishable_event_is_dead_lettered_and_its_aggregate_moves_on(
 
 
 async def test_failing_handler_dead_letters_the_event_and_the_partition_moves_on(
-    ledger, topic, start_relay, start_consumer
+    ledger, ledger_url, kafka_bootstrap, topic, start_relay, start_consumer
 ):
+    unlucky = {13}
+
     async def fails_on_thirteen(event, connection):
-        if event.payload["seq"] == 13:
+        if event.payload["seq"] in unlucky:
             raise ValueError("thirteen is unlucky")
         await record_effect(event, connection)
 
     await start_relay()
     await start_consumer(handler=fails_on_thirteen, max_attempts=3)
-    await commit_events([thing_happened(topic, "a", seq) for seq in range(20)])
+    events = [thing_happened(topic, "a", seq) for seq in range(20)]
+    await commit_events(events)
     await wait_until(lambda: _applied(ledger, 19), timeout=30)
     seqs = [row["seq"] for row in await ledger.fetch("SELECT seq FROM applied ORDER BY applied_order")]
     assert seqs == [seq for seq in range(20) if seq != 13]
-    [letter] = await ledger.fetch("SELECT error, attempts FROM inbox_dead_letter")
-    assert letter["attempts"] == 3
+    [letter] = await dead_letters(ledger_url)
+    assert (letter["event_id"], letter["attempts"]) == (str(events[13].id), 3)
     assert "thirteen is unlucky" in letter["error"]
+
+    # Its cause fixed, an operator re-drives it: it is consumed again, applied once, and the dead letter is gone.
+    unlucky.clear()
+    assert await redrive(ledger_url, kafka_bootstrap, str(events[13].id)) == [str(events[13].id)]
+    await wait_until(lambda: _applied(ledger, 20), timeout=30)
+    assert await dead_letters(ledger_url) == []
+    assert await redrive(ledger_url, kafka_bootstrap, None) == []  # nothing left to send
 
 
 async def test_an_out_of_resources_database_is_waited_for_not_blamed_on_the_event(
@@ -95,8 +106,9 @@ async def test_undecodable_message_is_dead_lettered(ledger, topic, kafka_bootstr
     finally:
         await producer.stop()
     await wait_until(lambda: _applied(ledger, 1), timeout=30)
-    [letter] = await ledger.fetch("SELECT error, value FROM inbox_dead_letter")
+    [letter] = await ledger.fetch("SELECT event_id, error, value FROM inbox_dead_letter")
     assert letter["value"] == "not json at all"
+    assert letter["event_id"].startswith(f"{topic}/0/0@")  # no event id: named by its position and broker time
 
 
 async def _applied(ledger, expected: int) -> bool:

@@ -1,0 +1,126 @@
+"""One soak: the whole system started (tests/cluster.py), load and faults for a while, then healed, settled and
+judged by the failure suite's invariants (tests/failure/invariants.py) plus the soak's own: every order answered
+201 exists, and no Idempotency-Key placed two; no inbox dead letter (the soak injects no poison)."""
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+
+from common.database import asyncpg_dsn
+from soak.load import Shop
+from soak.nemesis import Nemesis
+from soak.schedule import faults
+from tests.cluster import Cluster
+from tests.failure.invariants import Invariant, settle
+
+SETTLE_TIMEOUT = 300.0  # seconds for the healed system to converge
+
+
+@dataclass(frozen=True)
+class SoakSettings:
+    seed: int
+    seconds: float
+    scale: str = "2"
+    brokers: int = 1
+    rates: tuple[float, float] = (30.0, 150.0)  # orders per second, lowest and highest
+    payment_timeout: float = 20.0
+    step_timeout: float = 1.0  # with STEP_MAX_ATTEMPTS=5 a step's budget is 1+2+4+8+16 = 31 s
+    step_max_attempts: int = 5
+
+    @property
+    def step_budget(self) -> float:
+        return self.step_timeout * (2**self.step_max_attempts - 1)
+
+
+async def soak(settings: SoakSettings) -> dict:
+    """Run one soak and return its report."""
+    environment = {
+        "PAYMENT_TIMEOUT": str(settings.payment_timeout),
+        "STEP_TIMEOUT": str(settings.step_timeout),
+        "STEP_MAX_ATTEMPTS": str(settings.step_max_attempts),
+    }
+    cluster = Cluster(service_env=environment, scale=settings.scale, brokers=settings.brokers)
+    started = time.monotonic()
+    await cluster.start()
+    try:
+        targets = sorted(cluster.processes)
+        brokers = [name for name in targets if name.split(".")[0] == "broker"]
+        schedule = faults(settings.seed, settings.seconds, targets, brokers, long_outage=settings.step_budget * 1.3)
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(base_url=cluster.api, timeout=10, limits=limits) as api:
+            shop = Shop(api, settings.seed, settings.payment_timeout, settings.rates)
+            await shop.open(run_id=uuid.uuid4().hex[:8])
+            nemesis = Nemesis(cluster, schedule)
+            print(f"soak seed {settings.seed}: {settings.seconds:.0f} s, {len(schedule)} faults scheduled", flush=True)
+            load_started = time.monotonic()
+            await asyncio.gather(shop.run(settings.seconds), nemesis.run(settings.seconds))
+            await nemesis.heal()
+            loaded = time.monotonic() - load_started
+            # The last abandoned orders expire one payment timeout after they were placed.
+            await asyncio.sleep(settings.payment_timeout + 5)
+            invariants, settled = await settle(cluster, timeout=SETTLE_TIMEOUT)
+            invariants += await _client_invariants(cluster, shop)
+            orders = await _orders_by_state(cluster)
+        return {
+            "seed": settings.seed,
+            "seconds_of_load": round(loaded, 1),
+            "seconds_to_settle": round(settled, 1),
+            "seconds_in_all": round(time.monotonic() - started, 1),
+            "settings": {**settings.__dict__, "rates": list(settings.rates)},
+            "orders": orders,
+            "load": shop.tally.as_dict(),
+            "faults_by_kind": nemesis.by_kind,
+            "faults": nemesis.injected,
+            "invariants": [invariant.as_dict() for invariant in invariants],
+            "held": all(invariant.held for invariant in invariants),
+        }
+    finally:
+        cluster.stop()
+
+
+async def _client_invariants(cluster: Cluster, shop: Shop) -> list[Invariant]:
+    accepted = set(shop.tally.accepted)
+    connection = await asyncpg.connect(asyncpg_dsn(cluster.database_url("ORDER_DATABASE_URL")))
+    try:
+        keyed = await connection.fetch("SELECT key, response->>'_id' AS order_id FROM idempotency_keys")
+        orders = {str(row["id"]) for row in await connection.fetch("SELECT id FROM orders")}
+    finally:
+        await connection.close()
+    inbox_dead = {}
+    for variable in ("ORDER_DATABASE_URL", "SAGA_DATABASE_URL", "STOCK_DATABASE_URL"):
+        database = await asyncpg.connect(asyncpg_dsn(cluster.database_url(variable)))
+        try:
+            count = await database.fetchval("SELECT count(*) FROM inbox_dead_letter")
+            inbox_dead[variable.split("_")[0].lower()] = count
+        finally:
+            await database.close()
+    lost = accepted - orders
+    per_key = Counter(row["key"] for row in keyed)
+    unknown = orders - {row["order_id"] for row in keyed}  # placed without a recorded key: none should be
+    gave_up = sum(shop.tally.gave_up.values())
+    unanswered = orders - accepted  # placed, but the client never learnt it (it gave up on the request)
+    keys = Invariant(
+        "every order answered 201 exists, once per Idempotency-Key",
+        not lost and not unknown and all(n == 1 for n in per_key.values()) and len(unanswered) <= gave_up,
+        f"{len(accepted)} answered 201, {len(orders)} in the database, {len(lost)} lost, {len(unknown)} without key,"
+        f" {len(unanswered)} never answered (requests given up: {gave_up})",
+    )
+    dead = Invariant("no inbox dead letter (no poison injected)", not any(inbox_dead.values()), str(inbox_dead))
+    return [keys, dead]
+
+
+async def _orders_by_state(cluster: Cluster) -> dict:
+    orders = await asyncpg.connect(asyncpg_dsn(cluster.database_url("ORDER_DATABASE_URL")))
+    sagas = await asyncpg.connect(asyncpg_dsn(cluster.database_url("SAGA_DATABASE_URL")))
+    try:
+        statuses = dict(await orders.fetch("SELECT status, count(*) FROM orders GROUP BY 1 ORDER BY 1"))
+        states = dict(await sagas.fetch("SELECT state, count(*) FROM sagas GROUP BY 1 ORDER BY 1"))
+    finally:
+        await orders.close()
+        await sagas.close()
+    return {"by_status": statuses, "sagas_by_state": states}
