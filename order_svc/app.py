@@ -5,6 +5,7 @@ from common.service import create_app, register_consumers, register_dead_letters
 from common.tokens import TokenVerifier
 from order_svc.handlers import order_consumers
 from order_svc.orders import DB
+from order_svc.reconciler import register_orphan_reconciler
 from order_svc.routes import order_routes
 from order_svc.settings import OrderSettings
 
@@ -19,5 +20,6 @@ def create_order_app(settings: OrderSettings, token_verifier: TokenVerifier | No
     register_dead_letters(app, settings.database_url)
     if settings.consume_events:
         register_consumers(app, lambda: order_consumers(settings))
+        register_orphan_reconciler(app, settings.orphan_after, settings.orphan_check_interval)
     app.blueprint(order_routes)
     return app

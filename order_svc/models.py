@@ -22,6 +22,7 @@ class Order(Model):
     total_price = fields.DecimalField(max_digits=12, decimal_places=2)
     shipping_address = fields.JSONField()
     status_reason = fields.TextField(null=True)  # why the saga rejected or cancelled it
+    placed_again_at = fields.DatetimeField(null=True)  # when order_svc/reconciler.py last published it again
     # Set by the use cases, not auto_now: a new order shows the same instant as created and updated.
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()

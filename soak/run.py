@@ -43,6 +43,9 @@ async def soak(settings: SoakSettings) -> dict:
         "PAYMENT_TIMEOUT": str(settings.payment_timeout),
         "STEP_TIMEOUT": str(settings.step_timeout),
         "STEP_MAX_ATTEMPTS": str(settings.step_max_attempts),
+        # Orders still pending a minute after their deadline are orphans (order_svc/reconciler.py).
+        "ORPHAN_AFTER": str(settings.payment_timeout + 60),
+        "ORPHAN_CHECK_INTERVAL": "5",
     }
     cluster = Cluster(service_env=environment, scale=settings.scale, brokers=settings.brokers)
     started = time.monotonic()
