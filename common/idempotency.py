@@ -9,6 +9,7 @@ rolled back. Only successful writes are recorded: a refused request wrote nothin
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from sanic.response import HTTPResponse, json
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from common.errors import BadRequest, Conflict
+from common.retention import Purge
 
 HEADER = "Idempotency-Key"
 KEY_DESCRIPTION = (
@@ -122,3 +124,14 @@ async def replay_or_claim(connection: BaseDBAsyncClient, request: Keyed) -> Answ
 async def record(connection: BaseDBAsyncClient, request: Keyed, answer: Answer) -> None:
     """In the write's transaction, after `replay_or_claim` found nothing: the response to send again."""
     await connection.execute_query(record_response(1), request.parameters(answer))
+
+
+def idempotency_purge(retention_hours: float) -> Purge:
+    """Keys older than the retention: a client retries within minutes, and a key sent again after that places a
+    new order (payment APIs keep keys 24 hours)."""
+    return Purge(
+        "idempotency_keys",
+        "DELETE FROM idempotency_keys WHERE ctid IN"
+        " (SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2)",
+        timedelta(hours=retention_hours),
+    )

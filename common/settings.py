@@ -21,5 +21,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     # Off: serve HTTP only, without the service's Kafka consumers (and the saga's deadline timer).
     consume_events: bool = True
+    # Retention (common/retention.py): seconds between purges, and how long a consuming service keeps its inbox's
+    # records (longer than the topics keep their messages).
+    purge_interval: float = Field(3600.0, gt=0)
+    inbox_retention_days: float = Field(14.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True

@@ -1,6 +1,8 @@
 from sanic import Sanic
 
 from common.database import register_database
+from common.idempotency import idempotency_purge
+from common.retention import inbox_purge, register_purges
 from common.service import create_app, register_consumers, register_dead_letters
 from common.tokens import TokenVerifier
 from order_svc.handlers import order_consumers
@@ -21,5 +23,7 @@ def create_order_app(settings: OrderSettings, token_verifier: TokenVerifier | No
     if settings.consume_events:
         register_consumers(app, lambda: order_consumers(settings))
         register_orphan_reconciler(app, settings.orphan_after, settings.orphan_check_interval)
+        keys = idempotency_purge(settings.idempotency_key_retention_hours)
+        register_purges(app, DB, [inbox_purge(settings.inbox_retention_days), keys], settings.purge_interval)
     app.blueprint(order_routes)
     return app

@@ -3,11 +3,13 @@ import asyncio
 from sanic import Sanic
 
 from common.database import register_database
+from common.retention import inbox_purge, register_purges
 from common.service import create_app, register_consumers, register_dead_letters
 from common.tokens import TokenVerifier
 from saga.handlers import consumers
 from saga.metrics import SagaMetrics, keep_counting_sagas
 from saga.orchestrator import Orchestrator, Timing
+from saga.retention import saga_purges
 from saga.routes import sagas
 from saga.settings import SagaSettings
 from saga.timer import register_deadline_timer
@@ -30,6 +32,8 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     if settings.consume_events:
         register_consumers(app, lambda: consumers(settings, orchestrator))
         register_deadline_timer(app, orchestrator, settings.saga_timer_interval)
+        purges = [inbox_purge(settings.inbox_retention_days), *saga_purges(settings.saga_history_retention_days)]
+        register_purges(app, NAME, purges, settings.purge_interval)
 
     @app.after_server_start
     async def count_sagas(app: Sanic) -> None:

@@ -11,3 +11,4 @@ class SagaSettings(ServiceSettings):
     step_timeout: float = Field(10.0, gt=0)  # seconds to wait for stock's reply before sending the command again
     step_max_attempts: int = Field(5, gt=0)  # sends of one command before the saga is FAILED
     saga_timer_interval: float = Field(1.0, gt=0)  # seconds between looks for due deadlines (each one a query)
+    saga_history_retention_days: float = Field(30.0, gt=0)  # steps and messages of sagas ended longer ago, purged

@@ -1,13 +1,14 @@
 from sanic import Sanic
 
 from common.database import register_database
+from common.retention import register_purges
 from common.service import create_app
 from user_svc.accounts import ensure_admin
 from user_svc.routes.addresses import addresses
 from user_svc.routes.auth import auth
 from user_svc.routes.keys import keys
 from user_svc.routes.users import users
-from user_svc.sessions import LoginThrottle, Sessions, token_issuer
+from user_svc.sessions import LoginThrottle, Sessions, login_throttle_purge, token_issuer
 from user_svc.settings import UserSettings
 
 NAME = "user_svc"
@@ -19,6 +20,8 @@ def create_user_app(settings: UserSettings) -> Sanic:
     app.ctx.token_issuer = issuer
     app.ctx.sessions = Sessions(issuer, LoginThrottle(settings))
     register_database(app, settings.database_url, NAME)
+    if settings.consume_events:  # the background work: here, purging
+        register_purges(app, NAME, [login_throttle_purge(settings.login_window_seconds)], settings.purge_interval)
 
     @app.before_server_start
     async def create_first_admin(app: Sanic) -> None:

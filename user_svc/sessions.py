@@ -9,6 +9,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.timezone import now
 
 from common.errors import TooManyRequests, Unauthorized
+from common.retention import Purge
 from common.tokens import InvalidToken, RefreshClaims, TokenIssuer
 from user_svc.models import RefreshToken, User
 from user_svc.passwords import hash_password, needs_rehash, verify_password
@@ -24,6 +25,16 @@ class TokenPair:
 
     def view(self) -> dict[str, str]:
         return {"access_token": self.access_token, "refresh_token": self.refresh_token, "token_type": "bearer"}
+
+
+def login_throttle_purge(window_seconds: int) -> Purge:
+    """Counters whose window has ended (common/retention.py): the next attempt would start them again anyway."""
+    return Purge(
+        "login_throttle",
+        "DELETE FROM login_throttle WHERE ctid IN"
+        " (SELECT ctid FROM login_throttle WHERE window_started_at < now() - $1::interval LIMIT $2)",
+        timedelta(seconds=window_seconds),
+    )
 
 
 class LoginThrottle:

@@ -1,4 +1,8 @@
+from tortoise import connections
+
+from common.retention import purge
 from tests.user_svc.conftest import SEED_CUSTOMER, register
+from user_svc.sessions import login_throttle_purge
 
 
 def form(email: str, password: str) -> dict:
@@ -59,3 +63,18 @@ async def test_attempts_per_client_are_limited(client, user_settings):
     response = await client.post("/api/v1/auth/login", data=form("another@example.com", "Password123"))
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_ended_throttle_windows_are_purged(client, user_settings):
+    for _ in range(2):
+        await client.post("/api/v1/auth/login", data={"username": "nobody@example.com", "password": "wrong"})
+    database = connections.get("user_svc")
+    assert (await database.execute_query_dict("SELECT count(*) AS n FROM login_throttle"))[0]["n"] == 2
+    await database.execute_query(
+        "UPDATE login_throttle SET window_started_at = now() - make_interval(secs => $1 + 1)"
+        " WHERE key LIKE 'account:%'",
+        [user_settings.login_window_seconds],
+    )
+    assert await purge("user_svc", [login_throttle_purge(user_settings.login_window_seconds)]) == {"login_throttle": 1}
+    left = await database.execute_query_dict("SELECT key FROM login_throttle")
+    assert [row["key"].split(":")[0] for row in left] == ["client"]  # its window still runs
