@@ -8,6 +8,7 @@ rolled back. Only successful writes are recorded: a refused request wrote nothin
 """
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from sanic import Request
 from sanic.response import HTTPResponse, json
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from common.errors import BadRequest, Conflict
 from common.retention import Purge
@@ -124,6 +126,20 @@ async def replay_or_claim(connection: BaseDBAsyncClient, request: Keyed) -> Answ
 async def record(connection: BaseDBAsyncClient, request: Keyed, answer: Answer) -> None:
     """In the write's transaction, after `replay_or_claim` found nothing: the response to send again."""
     await connection.execute_query(record_response(1), request.parameters(answer))
+
+
+async def keyed_write(
+    database: str, key: Keyed | None, write: Callable[[BaseDBAsyncClient], Awaitable[Answer]]
+) -> Answer:
+    """`write` in one transaction of `database`; with a key, the first answer to it if there is one (nothing
+    written), else `write`'s answer, recorded in the same transaction. A write that raises records nothing."""
+    async with in_transaction(database) as connection:
+        if key is not None and (first := await replay_or_claim(connection, key)) is not None:
+            return first
+        answer = await write(connection)
+        if key is not None:
+            await record(connection, key, answer)
+    return answer
 
 
 def idempotency_purge(retention_hours: float) -> Purge:

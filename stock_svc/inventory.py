@@ -225,25 +225,25 @@ async def update_item(product_id: str, update: ItemUpdate) -> InventoryItem:
     return item
 
 
-async def adjust_stock(adjustment: Adjustment) -> InventoryItem:
-    """Add units to, or remove units from, the available stock; 409 if that would make it negative."""
-    async with in_transaction(DB) as connection:
-        item = await lock_item(connection, adjustment.product_id)
-        if item.available_quantity + adjustment.quantity_change < 0:
-            raise Conflict(
-                f"Cannot remove {-adjustment.quantity_change} units of {item.product_id}:"
-                f" {item.available_quantity} available",
-                product_id=item.product_id,
-                requested=adjustment.quantity_change,
-                available=item.available_quantity,
-            )
-        await apply_change(
-            connection,
-            item,
-            ChangeType.ADJUSTED,
-            available_delta=adjustment.quantity_change,
-            reference=adjustment.reference_id,
+async def adjust_stock(connection: BaseDBAsyncClient, adjustment: Adjustment) -> InventoryItem:
+    """Add units to, or remove units from, the available stock (in the caller's transaction); 409 if that would
+    make it negative."""
+    item = await lock_item(connection, adjustment.product_id)
+    if item.available_quantity + adjustment.quantity_change < 0:
+        raise Conflict(
+            f"Cannot remove {-adjustment.quantity_change} units of {item.product_id}:"
+            f" {item.available_quantity} available",
+            product_id=item.product_id,
+            requested=adjustment.quantity_change,
+            available=item.available_quantity,
         )
+    await apply_change(
+        connection,
+        item,
+        ChangeType.ADJUSTED,
+        available_delta=adjustment.quantity_change,
+        reference=adjustment.reference_id,
+    )
     return item
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from common.consumer import ReceivedEvent
 from common.database import PLANNED_PER_EXECUTION
@@ -33,7 +32,7 @@ from common.messages import (
 )
 from common.outbox import Event, encode_json, event_arrays, insert_events, write_events
 from common.topics import STOCK_REPLIES
-from stock_svc.inventory import DB, StockChange, apply_change, lock_item, stock_change
+from stock_svc.inventory import StockChange, apply_change, lock_item, stock_change
 from stock_svc.models import ChangeType, InventoryItem, Reservation, ReservationStatus
 from stock_svc.schemas import ReservationRequest, ReserveCommand
 
@@ -71,71 +70,70 @@ def order_lock_key(order_id: str) -> str:
     return f"stock-order:{order_id}"
 
 
-async def reserve(request: ReservationRequest) -> InventoryItem:
-    """Hold `quantity` units for the order; 409 with the numbers if fewer are available."""
-    async with in_transaction(DB) as connection:
-        await _lock_order(connection, request.order_id)
-        item = await lock_item(connection, request.product_id)
-        if item.available_quantity < request.quantity:
-            raise Conflict(
-                f"Not enough stock of {item.product_id}: {request.quantity} requested,"
-                f" {item.available_quantity} available",
-                product_id=item.product_id,
-                requested=request.quantity,
-                available=item.available_quantity,
-            )
-        reservation = await Reservation.get_or_none(order_id=request.order_id, item_id=item.id, using_db=connection)
-        if reservation is None:
-            await Reservation.create(
-                order_id=request.order_id, item_id=item.id, quantity=request.quantity, using_db=connection
-            )
-        elif reservation.status == ReservationStatus.CONFIRMED:
-            raise _already_confirmed(request.order_id, item.product_id)
-        else:
-            held = reservation.quantity if reservation.status == ReservationStatus.HELD else 0
-            reservation.quantity, reservation.status = held + request.quantity, ReservationStatus.HELD
-            await reservation.save(update_fields=["quantity", "status", "updated_at"], using_db=connection)
-        await apply_change(
-            connection,
-            item,
-            ChangeType.RESERVED,
-            available_delta=-request.quantity,
-            reserved_delta=request.quantity,
-            reference=request.order_id,
+async def reserve(connection: BaseDBAsyncClient, request: ReservationRequest) -> InventoryItem:
+    """Hold `quantity` units for the order (in the caller's transaction); 409 with the numbers if fewer are
+    available."""
+    await _lock_order(connection, request.order_id)
+    item = await lock_item(connection, request.product_id)
+    if item.available_quantity < request.quantity:
+        raise Conflict(
+            f"Not enough stock of {item.product_id}: {request.quantity} requested, {item.available_quantity} available",
+            product_id=item.product_id,
+            requested=request.quantity,
+            available=item.available_quantity,
         )
+    reservation = await Reservation.get_or_none(order_id=request.order_id, item_id=item.id, using_db=connection)
+    if reservation is None:
+        await Reservation.create(
+            order_id=request.order_id, item_id=item.id, quantity=request.quantity, using_db=connection
+        )
+    elif reservation.status == ReservationStatus.CONFIRMED:
+        raise _already_confirmed(request.order_id, item.product_id)
+    else:
+        held = reservation.quantity if reservation.status == ReservationStatus.HELD else 0
+        reservation.quantity, reservation.status = held + request.quantity, ReservationStatus.HELD
+        await reservation.save(update_fields=["quantity", "status", "updated_at"], using_db=connection)
+    await apply_change(
+        connection,
+        item,
+        ChangeType.RESERVED,
+        available_delta=-request.quantity,
+        reserved_delta=request.quantity,
+        reference=request.order_id,
+    )
     return item
 
 
-async def release(request: ReservationRequest) -> InventoryItem:
-    """Give back `quantity` of the units the order holds; 409 with the numbers if it holds fewer."""
-    async with in_transaction(DB) as connection:
-        await _lock_order(connection, request.order_id)
-        item = await lock_item(connection, request.product_id)
-        reservation = await Reservation.get_or_none(
-            order_id=request.order_id, item_id=item.id, status=ReservationStatus.HELD, using_db=connection
+async def release(connection: BaseDBAsyncClient, request: ReservationRequest) -> InventoryItem:
+    """Give back `quantity` of the units the order holds (in the caller's transaction); 409 with the numbers if it
+    holds fewer."""
+    await _lock_order(connection, request.order_id)
+    item = await lock_item(connection, request.product_id)
+    reservation = await Reservation.get_or_none(
+        order_id=request.order_id, item_id=item.id, status=ReservationStatus.HELD, using_db=connection
+    )
+    held = reservation.quantity if reservation is not None else 0
+    if reservation is None or held < request.quantity:
+        raise Conflict(
+            f"Order {request.order_id} holds {held} units of {item.product_id}: cannot release {request.quantity}",
+            product_id=item.product_id,
+            order_id=request.order_id,
+            requested=request.quantity,
+            reserved=held,
         )
-        held = reservation.quantity if reservation is not None else 0
-        if reservation is None or held < request.quantity:
-            raise Conflict(
-                f"Order {request.order_id} holds {held} units of {item.product_id}: cannot release {request.quantity}",
-                product_id=item.product_id,
-                order_id=request.order_id,
-                requested=request.quantity,
-                reserved=held,
-            )
-        if held == request.quantity:
-            reservation.status = ReservationStatus.RELEASED
-        else:
-            reservation.quantity -= request.quantity
-        await reservation.save(update_fields=["quantity", "status", "updated_at"], using_db=connection)
-        await apply_change(
-            connection,
-            item,
-            ChangeType.RELEASED,
-            available_delta=request.quantity,
-            reserved_delta=-request.quantity,
-            reference=request.order_id,
-        )
+    if held == request.quantity:
+        reservation.status = ReservationStatus.RELEASED
+    else:
+        reservation.quantity -= request.quantity
+    await reservation.save(update_fields=["quantity", "status", "updated_at"], using_db=connection)
+    await apply_change(
+        connection,
+        item,
+        ChangeType.RELEASED,
+        available_delta=request.quantity,
+        reserved_delta=-request.quantity,
+        reference=request.order_id,
+    )
     return item
 
 

@@ -1,10 +1,16 @@
+from collections.abc import Awaitable, Callable
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from common.auth import authenticated, require_role
-from common.validation import json_body, openapi_body, query_args
+from common.idempotency import HEADER, KEY_DESCRIPTION, Answer, keyed, keyed_write
+from common.validation import Schema, json_body, openapi_body, query_args
 from stock_svc import inventory, reservations
+from stock_svc.inventory import DB
+from stock_svc.models import InventoryItem
 from stock_svc.schemas import (
     Adjustment,
     ItemUpdate,
@@ -71,28 +77,49 @@ async def history(request: Request, product_id: str) -> HTTPResponse:
     return json([history_view(entry, product_id) for entry in entries])
 
 
+# The admin writes that add or take units take an Idempotency-Key: sent again after a timeout, they apply once.
+
+
 @inventory_routes.post("/reserve")
 @openapi.body(openapi_body(ReservationRequest))
+@openapi.parameter(HEADER, str, "header", description=KEY_DESCRIPTION)
 @openapi.secured("bearer")
 @require_role("admin")
 async def reserve(request: Request) -> HTTPResponse:
-    return json(item_view(await reservations.reserve(json_body(request, ReservationRequest))))
+    body = json_body(request, ReservationRequest)
+    return await _keyed(request, "POST /inventory/reserve", body, lambda c: reservations.reserve(c, body))
 
 
 @inventory_routes.post("/release")
 @openapi.body(openapi_body(ReservationRequest))
+@openapi.parameter(HEADER, str, "header", description=KEY_DESCRIPTION)
 @openapi.secured("bearer")
 @require_role("admin")
 async def release(request: Request) -> HTTPResponse:
-    return json(item_view(await reservations.release(json_body(request, ReservationRequest))))
+    body = json_body(request, ReservationRequest)
+    return await _keyed(request, "POST /inventory/release", body, lambda c: reservations.release(c, body))
 
 
 @inventory_routes.post("/adjust")
 @openapi.body(openapi_body(Adjustment))
+@openapi.parameter(HEADER, str, "header", description=KEY_DESCRIPTION)
 @openapi.secured("bearer")
 @require_role("admin")
 async def adjust(request: Request) -> HTTPResponse:
-    return json(item_view(await inventory.adjust_stock(json_body(request, Adjustment))))
+    body = json_body(request, Adjustment)
+    return await _keyed(request, "POST /inventory/adjust", body, lambda c: inventory.adjust_stock(c, body))
+
+
+async def _keyed(
+    request: Request, route: str, body: Schema, change: Callable[[BaseDBAsyncClient], Awaitable[InventoryItem]]
+) -> HTTPResponse:
+    """The change in a transaction, answered with the item; once per Idempotency-Key (common/idempotency.py)."""
+
+    async def write(connection: BaseDBAsyncClient) -> Answer:
+        return Answer(200, item_view(await change(connection)))
+
+    key = keyed(request, f"user:{request.ctx.principal.user_id} {route}", body)
+    return (await keyed_write(DB, key, write)).response()
 
 
 @inventory_routes.get("/<product_id:str>")

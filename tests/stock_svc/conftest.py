@@ -20,7 +20,7 @@ from stock_svc.reservations import lock_items_of_commands
 from stock_svc.settings import StockSettings
 from tests.support import serving
 
-STOCK_TABLES = "inventory_items, stock_history, reservations, handled_commands"
+STOCK_TABLES = "inventory_items, stock_history, reservations, handled_commands, idempotency_keys"
 MESSAGE_TABLES = "outbox, outbox_dead_letter, inbox, inbox_dead_letter"
 
 

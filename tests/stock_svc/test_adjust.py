@@ -34,3 +34,28 @@ async def test_stock_cannot_outgrow_the_database_columns(client, admin):
     response = await adjust(client, admin, 1_000_000_000)
     assert response.status_code == 409
     assert response.json()["product_id"] == "product-1"
+
+
+async def test_a_restock_sent_again_with_its_idempotency_key_applies_once(client, admin):
+    await create_item(client, admin, "product-1", 10)
+    keyed = {**admin, "Idempotency-Key": "delivery-7-restock"}
+    body = {"product_id": "product-1", "quantity_change": 15}
+    first = await client.post("/api/v1/inventory/adjust", json=body, headers=keyed)
+    again = await client.post("/api/v1/inventory/adjust", json=body, headers=keyed)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert quantities(await get_item(client, admin, "product-1")) == (25, 0)
+    other = await client.post("/api/v1/inventory/adjust", json={**body, "quantity_change": 5}, headers=keyed)
+    assert other.status_code == 409 and other.json()["field"] == "Idempotency-Key"
+    refused = await client.post(
+        "/api/v1/inventory/reserve",
+        json={"product_id": "product-1", "quantity": 99, "order_id": "o-1"},
+        headers={**admin, "Idempotency-Key": "hold-o-1"},
+    )
+    assert refused.status_code == 409  # not enough stock: nothing recorded under the key, which may be sent again
+    held = await client.post(
+        "/api/v1/inventory/reserve",
+        json={"product_id": "product-1", "quantity": 5, "order_id": "o-1"},
+        headers={**admin, "Idempotency-Key": "hold-o-1"},
+    )
+    assert held.status_code == 200 and quantities(held.json()) == (20, 5)
