@@ -168,7 +168,8 @@ class Shop:
             if turn % 2 == 0:
                 product_id = self.products[self.rng.randrange(SCARCE)]
                 body = {"product_id": product_id, "quantity_change": self.rng.randint(25, 100)}
-                response = await self._send("restock", "POST", "/inventory/adjust", json=body, headers=self.admin)
+                keyed = {**self.admin, "Idempotency-Key": str(uuid.uuid4())}  # a restock sent again applies once
+                response = await self._send("restock", "POST", "/inventory/adjust", json=body, headers=keyed)
                 self.tally.restocks += response is not None and response.status_code == 200
             else:
                 product_id = self.products[self.rng.randrange(PRODUCTS)]
