@@ -474,7 +474,7 @@ class EventConsumer:
                     " ON CONFLICT DO NOTHING",
                     [
                         self.name,
-                        str(event.id) if event else headers.get("event_id") or _position(record),
+                        str(event.id) if event else _position(record),
                         record.topic,
                         record.partition,
                         record.offset,
@@ -494,8 +494,8 @@ class EventConsumer:
 
 
 def _position(record: ConsumerRecord) -> str:
-    """The name of a message without an event id: where it is, and when the broker took it (a topic recreated
-    reuses offsets)."""
+    """The name of a message that cannot be decoded (whatever event id it claims): where it is, and when the broker
+    took it (a topic recreated reuses offsets)."""
     return f"{record.topic}/{record.partition}/{record.offset}@{record.timestamp}"
 
 

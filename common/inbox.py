@@ -35,9 +35,9 @@ CREATE TABLE IF NOT EXISTS inbox_dead_letter (
 INBOX_DROP = "DROP TABLE IF EXISTS inbox, inbox_dead_letter;"
 
 # Dead letters keyed by event, not by position: a topic recreated starts its offsets again, and the dead letter of a
-# new event at an old position was dropped as a duplicate. A message without an event id (undecodable) is named by
-# its position and its broker timestamp (consumer.py). Earlier rows without an id get their position as one; of
-# rows sharing an id, the latest stays.
+# new event at an old position was dropped as a duplicate. A message that cannot be decoded is named by its position
+# and its broker timestamp (consumer.py): the event id it may claim is not to be trusted. Earlier rows without an id
+# get their position as one; of rows sharing an id, the latest stays.
 INBOX_DEAD_LETTER_BY_EVENT = """
 UPDATE inbox_dead_letter SET event_id = topic || '/' || partition || '/' || "offset" WHERE event_id = '';
 DELETE FROM inbox_dead_letter AS older USING inbox_dead_letter AS newer

@@ -22,7 +22,9 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     leaves them out, for tests that drive the orchestrator directly)."""
     app = create_app(NAME, "Order saga", settings, token_verifier)
     metrics = SagaMetrics(app.ctx.metrics.registry)
-    timing = Timing(settings.payment_timeout, settings.step_timeout, settings.step_max_attempts)
+    timing = Timing(
+        settings.payment_timeout, settings.step_timeout, settings.step_max_attempts, settings.failed_retry_delay
+    )
     orchestrator = Orchestrator(timing, metrics)
     app.ctx.orchestrator = orchestrator
     register_database(app, settings.database_url, NAME)

@@ -18,7 +18,7 @@ way, confirms the stock. (Releasing at the deadline itself left an order paid in
 
 Outages. A command still in the outbox (the relay or the broker away) is not sent again and its wait does not count
 against the step: only commands that left count. A step that fails anyway (stock away longer than the step's
-budget) is retried automatically, after as long again as the saga has lived (at least a step budget, at most
+budget) is retried automatically, after as long again as the saga has lived (at least FAILED_RETRY_DELAY, at most
 MAX_RETRY_DELAY), and a reply that arrives while the saga is FAILED is applied as if it had come in time.
 
 The decisions are made here on a `Move` (saga/moves.py): read with one statement, written with one.
@@ -56,11 +56,7 @@ class Timing:
     payment_timeout: float
     step_timeout: float
     step_max_attempts: int
-
-    @property
-    def step_budget(self) -> timedelta:
-        """How long a step waits for its reply over all its attempts (the timeout doubles per attempt)."""
-        return timedelta(seconds=self.step_timeout * (2**self.step_max_attempts - 1))
+    failed_retry_delay: float = 300.0  # seconds before a FAILED saga's first automatic retry
 
 
 class Orchestrator:
@@ -249,13 +245,14 @@ class Orchestrator:
             saga.release_outcome = SagaState.CANCELLED
 
     def _fail(self, move: Move, error: str) -> None:
-        """FAILED, to be retried after as long again as the saga has lived: at least a step's budget (stock may be
-        back by then), at most MAX_RETRY_DELAY."""
+        """FAILED, to be retried after as long again as the saga has lived: at least `failed_retry_delay` (stock may
+        be back by then), at most MAX_RETRY_DELAY."""
         saga = move.saga
         move.finish_step(StepState.FAILED, error)
         saga.failed_in, saga.reason, saga.state = saga.state, error, SagaState.FAILED
-        lived = move.at - saga.created_at if saga.created_at is not None else self.timing.step_budget
-        saga.due_at = move.at + min(max(lived, self.timing.step_budget), MAX_RETRY_DELAY)
+        at_least = timedelta(seconds=self.timing.failed_retry_delay)
+        lived = move.at - saga.created_at if saga.created_at is not None else at_least
+        saga.due_at = move.at + min(max(lived, at_least), MAX_RETRY_DELAY)
         self.metrics.failed.inc()
 
     def _release(self, move: Move, outcome: SagaState, reason: str) -> None:

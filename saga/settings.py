@@ -12,3 +12,4 @@ class SagaSettings(ServiceSettings):
     step_max_attempts: int = Field(5, gt=0)  # sends of one command before the saga is FAILED
     saga_timer_interval: float = Field(1.0, gt=0)  # seconds between looks for due deadlines (each one a query)
     saga_history_retention_days: float = Field(30.0, gt=0)  # steps and messages of sagas ended longer ago, purged
+    failed_retry_delay: float = Field(300.0, gt=0)  # seconds at least before a FAILED saga is retried automatically

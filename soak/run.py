@@ -43,6 +43,7 @@ async def soak(settings: SoakSettings) -> dict:
         "PAYMENT_TIMEOUT": str(settings.payment_timeout),
         "STEP_TIMEOUT": str(settings.step_timeout),
         "STEP_MAX_ATTEMPTS": str(settings.step_max_attempts),
+        "FAILED_RETRY_DELAY": str(settings.step_budget),
         # Orders still pending a minute after their deadline are orphans (order_svc/reconciler.py).
         "ORPHAN_AFTER": str(settings.payment_timeout + 60),
         "ORPHAN_CHECK_INTERVAL": "5",

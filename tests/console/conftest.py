@@ -31,7 +31,13 @@ PASSWORD = "Password123"  # tests.cluster.new_customer's
 
 # A short step timeout and two sends, so that a saga whose stock_svc is down is FAILED within 4.5 s (1.5 s + 3 s);
 # a reply slower than 1.5 s only makes the saga send its command again (stock answers a repeat with its first reply).
-SERVICE_ENV = {"SAGA_TIMER_INTERVAL": "0.1", "STEP_TIMEOUT": "1.5", "STEP_MAX_ATTEMPTS": "2"}
+# A FAILED saga stays FAILED until an admin retries it (no automatic retry within the tests).
+SERVICE_ENV = {
+    "SAGA_TIMER_INTERVAL": "0.1",
+    "STEP_TIMEOUT": "1.5",
+    "STEP_MAX_ATTEMPTS": "2",
+    "FAILED_RETRY_DELAY": "3600",
+}
 
 expect.set_options(timeout=20_000)
 

@@ -38,8 +38,10 @@ async def client(saga_client: httpx.AsyncClient) -> httpx.AsyncClient:
     return saga_client
 
 
-def orchestrator(payment_timeout: float = 900, step_timeout: float = 10, step_max_attempts: int = 3) -> Orchestrator:
-    return Orchestrator(Timing(payment_timeout, step_timeout, step_max_attempts))
+def orchestrator(
+    payment_timeout: float = 900, step_timeout: float = 10, step_max_attempts: int = 3, failed_retry_delay: float = 300
+) -> Orchestrator:
+    return Orchestrator(Timing(payment_timeout, step_timeout, step_max_attempts, failed_retry_delay))
 
 
 def cause(event_type: str = "test.message", topic: str = "test-topic") -> ReceivedEvent:

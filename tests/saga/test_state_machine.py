@@ -1,6 +1,7 @@
 """The saga's transitions, driven event by event against its real database."""
 
 import asyncio
+from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
@@ -146,9 +147,9 @@ async def test_unanswered_command_is_resent_then_the_saga_fails(client):
     failed = await saga_of(order_id)
     assert (failed.state, failed.failed_in) == (SagaState.FAILED, SagaState.RESERVING)
     assert failed.reason == "no reply from stock after 3 attempts"
-    # Retried automatically after as long again as the saga has lived, at least a step's budget (0.07 s here).
+    # Retried automatically after as long again as the saga has lived, at least FAILED_RETRY_DELAY (300 s here).
     assert failed.due_at is not None
-    assert failed.due_at - failed.updated_at >= saga.timing.step_budget
+    assert failed.due_at - failed.updated_at >= timedelta(seconds=300)
 
 
 async def test_a_command_still_in_the_outbox_is_not_resent_and_its_wait_not_counted(client):
@@ -169,7 +170,7 @@ async def test_a_command_still_in_the_outbox_is_not_resent_and_its_wait_not_coun
 
 
 async def test_a_failed_saga_is_retried_automatically_and_a_late_reply_still_counts(client):
-    saga = orchestrator(step_timeout=0.01, step_max_attempts=1)
+    saga = orchestrator(step_timeout=0.01, step_max_attempts=1, failed_retry_delay=0.05)
     order_id = await place(saga)
     await relay_publishes()
     await asyncio.sleep(0.05)
