@@ -5,6 +5,7 @@ process or in another instance — move one saga one step at a time.
     STARTED -> RESERVING -> AWAITING_PAYMENT -> CONFIRMING -> COMPLETED
     RESERVING -- stock rejected --> RELEASING (compensation) -> REJECTED      (order -> rejected)
     RESERVING / AWAITING_PAYMENT -- order cancelled --> RELEASING -> CANCELLED
+    REJECTED (or releasing after the rejection) -- order cancelled --> CANCELLED     (the order stays cancelled)
     AWAITING_PAYMENT -- payment deadline: saga.expired, order -> cancelled, order.cancelled --> RELEASING -> EXPIRED
     a step without reply after its attempts -> FAILED, retried automatically with backoff (an admin may retry sooner)
 
