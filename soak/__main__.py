@@ -8,8 +8,8 @@ step budget. Then everything runs again, the system settles, and every invariant
 
 SOAK_SEED (default: the time) and SOAK_SECONDS (default 600) set the same; STACK_SCALE (default 2) and
 KAFKA_BROKERS (default 1) as for `make run`. The same seed replays the same faults at the same moments and the
-same customers' decisions. The report: bench/results/soak-report.json, and printed. Exit status 1 if an
-invariant failed.
+same customers' decisions. The report: bench/results/soak-report.json, and printed; if an invariant failed, the
+processes' logs are copied to bench/results/soak-logs-SEED/ and the exit status is 1.
 """
 
 import argparse
@@ -33,7 +33,7 @@ def main() -> int:
         scale=os.environ.get("STACK_SCALE") or "2",
         brokers=int(os.environ.get("KAFKA_BROKERS") or 1),
     )
-    report = run(soak(settings))
+    report = run(soak(settings, logs=RESULTS / f"soak-logs-{settings.seed}"))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "soak-report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({key: report[key] for key in ("seed", "orders", "faults_by_kind", "held")}, default=str))

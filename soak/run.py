@@ -3,10 +3,12 @@ judged by the failure suite's invariants (tests/failure/invariants.py) plus the 
 201 exists, and no Idempotency-Key placed two; no inbox dead letter (the soak injects no poison)."""
 
 import asyncio
+import shutil
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -37,8 +39,8 @@ class SoakSettings:
         return self.step_timeout * (2**self.step_max_attempts - 1)
 
 
-async def soak(settings: SoakSettings) -> dict:
-    """Run one soak and return its report."""
+async def soak(settings: SoakSettings, logs: Path) -> dict:
+    """Run one soak and return its report; the processes' logs are copied to `logs` if an invariant failed."""
     environment = {
         "PAYMENT_TIMEOUT": str(settings.payment_timeout),
         "STEP_TIMEOUT": str(settings.step_timeout),
@@ -70,6 +72,9 @@ async def soak(settings: SoakSettings) -> dict:
             invariants, settled = await settle(cluster, timeout=SETTLE_TIMEOUT)
             invariants += await _client_invariants(cluster, shop)
             orders = await _orders_by_state(cluster)
+        held = all(invariant.held for invariant in invariants)
+        if not held:
+            shutil.copytree(cluster.directory / "logs", logs, dirs_exist_ok=True)
         return {
             "seed": settings.seed,
             "seconds_of_load": round(loaded, 1),
@@ -81,7 +86,8 @@ async def soak(settings: SoakSettings) -> dict:
             "faults_by_kind": nemesis.by_kind,
             "faults": nemesis.injected,
             "invariants": [invariant.as_dict() for invariant in invariants],
-            "held": all(invariant.held for invariant in invariants),
+            "held": held,
+            "logs": None if held else str(logs),
         }
     finally:
         cluster.stop()

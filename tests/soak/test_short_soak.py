@@ -9,7 +9,7 @@ SEED = 2026
 
 
 async def test_two_minutes_of_load_and_faults_break_no_invariant(tmp_path):
-    report = await soak(SoakSettings(seed=SEED, seconds=120, rates=(20.0, 60.0)))
+    report = await soak(SoakSettings(seed=SEED, seconds=120, rates=(20.0, 60.0)), logs=tmp_path / "logs")
     (tmp_path / "soak-report.json").write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps({key: report[key] for key in ("orders", "load", "faults_by_kind")}, default=str))
     failed = [invariant for invariant in report["invariants"] if not invariant["held"]]
