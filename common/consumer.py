@@ -198,6 +198,7 @@ class EventConsumer:
         self.retry_delay = retry_delay
         self.commit_timeout = 2.0  # seconds
         self.renew_after_failures = 15  # fetches failed in a row (one a second) before the Kafka client is replaced
+        self.renew_after_silence = 60.0  # seconds without a fetch answer (or a partition) before it is replaced
         self.lock_key = lock_key
         self.lock_rows = lock_rows
         self.metrics = ServiceMetrics()  # register_consumers gives it the app's (common/service.py)
@@ -227,11 +228,11 @@ class EventConsumer:
             max_poll_records=500,
         )
 
-    async def _renew_client(self) -> None:
+    async def _renew_client(self, why: str) -> None:
         """A new Kafka client in place of one that keeps failing. aiokafka's group coordination can end for good
         when the broker dies under it ("Unexpected error during coordination": its connection closed mid-request),
         and every fetch then fails while the process lives (seen after a broker SIGKILL, failure scenario 2)."""
-        log.error("consumer %s: its Kafka client keeps failing; starting a new one", self.name)
+        log.error("consumer %s: its Kafka client %s; starting a new one", self.name, why)
         assert self._kafka is not None
         broken, self._joined = self._kafka, asyncio.Event()
         try:
@@ -291,6 +292,7 @@ class EventConsumer:
         assert self._kafka is not None
         await self._subscribe_once_the_topics_exist()
         failures = 0  # fetches failed in a row
+        silent_since = time.monotonic()  # since when the broker has answered none of this client's fetches
         while not self._stopping:
             try:
                 batches = await self._kafka.getmany(timeout_ms=500)
@@ -303,14 +305,35 @@ class EventConsumer:
                 await asyncio.sleep(1)
                 if failures >= self.renew_after_failures:
                     failures = 0
-                    await self._renew_client()
+                    await self._renew_client("keeps failing")
+                    silent_since = time.monotonic()
                 continue
             failures = 0
+            if batches or self._answered_lately():
+                silent_since = time.monotonic()
+            elif time.monotonic() - silent_since > self.renew_after_silence:
+                # No error, and no fetch answered (or no partition held) for a minute: a client stuck without a
+                # word (seen once in a soak after the broker was frozen, then killed: one group consumed nothing
+                # more while its members lived).
+                await self._renew_client(f"has gone silent (no fetch answered for {self.renew_after_silence:.0f} s)")
+                silent_since = time.monotonic()
+                continue
             applied = await self.process_fetch(batches)  # the next offset of each partition, past what was applied
             for partition, next_offset in applied.items():
                 self._observe_lag(partition, next_offset)
             if applied:  # one commit request for the whole fetch, not one per partition
                 await self._commit(applied)
+
+    def _answered_lately(self) -> bool:
+        """Whether the broker answered a fetch for one of the client's partitions in the last few seconds (a fetch
+        is answered at least every FETCH_MAX_WAIT_MS, with records or without)."""
+        assert self._kafka is not None
+        now_ms = time.time() * 1000
+        for partition in self._kafka.assignment():
+            answered = self._kafka.last_poll_timestamp(partition)
+            if answered is not None and now_ms - answered < 5 * FETCH_MAX_WAIT_MS:
+                return True
+        return False
 
     async def _rewind(self, error: NoOffsetForPartitionError | OffsetOutOfRangeError) -> None:
         """Read a partition from its first message: one this group has never read (no committed offset), or one

@@ -5,6 +5,7 @@ transport): from then on every fetch raised "Unexpected error during coordinatio
 service consumed nothing more. The fault is composed here from outside, the same way: the coordinator's connection
 is declared dead and reconnecting raises that RuntimeError."""
 
+import asyncio
 import logging
 
 from tests.outbox_relay.conftest import applied_count, assert_exactly_once_in_order, commit_events, thing_happened
@@ -43,6 +44,18 @@ def _end_coordination(client) -> None:
     coordinator.coordinator_dead()  # wakes the coordination routine, which reconnects
 
 
+def _end_fetching(client) -> None:
+    """The client's fetcher stops asking the broker, and hands out nothing, without an error."""
+    fetcher = client._fetcher
+    fetcher._fetch_task.cancel()
+
+    async def nothing(partitions, timeout=0, max_records=None):
+        await asyncio.sleep(timeout)
+        return {}
+
+    fetcher.fetched_records = nothing
+
+
 def _ready(consumer):
     async def ready() -> bool:
         return consumer.ready
@@ -56,3 +69,22 @@ async def _said(caplog, text: str) -> bool:
 
 async def _applied(ledger, expected: int) -> bool:
     return await applied_count(ledger) >= expected
+
+
+async def test_a_consumer_replaces_a_client_gone_silent(ledger, topic, start_relay, start_consumer, caplog):
+    """No error, and no fetch answered: the client's fetching ended without a word (composed here by ending its
+    fetcher's work). After `renew_after_silence` s a new client takes over."""
+    consumer = await start_consumer()
+    await wait_until(_ready(consumer), timeout=30)
+    consumer.renew_after_silence = 3.0
+    silent = consumer._kafka
+    _end_fetching(silent)
+
+    with caplog.at_level(logging.WARNING, logger="common.consumer"):
+        await start_relay()
+        await commit_events([thing_happened(topic, "b", seq) for seq in range(EVENTS)])
+        await wait_until(lambda: _applied(ledger, EVENTS), timeout=60)
+
+    assert consumer._kafka is not silent
+    assert await _said(caplog, "has gone silent (no fetch answered for 3 s); starting a new one")
+    await assert_exactly_once_in_order(ledger, {"b": EVENTS})
