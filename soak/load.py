@@ -20,11 +20,13 @@ import httpx
 from soak.schedule import Fate, OrderPlan, OrderPlans
 from tests.cluster import ADMIN, eventually, new_customer, sign_in
 
+CUSTOMER_PASSWORD = "Password123"  # tests.cluster.new_customer's
 ADDRESS = {"line1": "1 Soak Street", "city": "Loadville", "state": "LD", "postal_code": "1", "country": "Test"}
 CUSTOMERS = 20
 PRODUCTS = 30
 SCARCE = 4  # products with a hundred units or so, restocked now and then: orders race for them
 PLENTY = 1_000_000
+TOKEN_REFRESH = 600.0  # seconds
 RETRY_PAUSE = 0.5  # seconds between two sends of one request whose answer said nothing
 GIVE_UP_AFTER = 120.0  # seconds a request is sent again before the client gives up (counted, and checked)
 
@@ -51,6 +53,10 @@ class Tally:
         }
 
 
+def _form(email: str) -> dict[str, str]:
+    return {"username": email, "password": CUSTOMER_PASSWORD}
+
+
 class Shop:
     """The soak's clients of one running system."""
 
@@ -68,9 +74,8 @@ class Shop:
     async def open(self, run_id: str) -> None:
         """The admin signed in, the customers registered, the products created and their stock known."""
         self.admin = await sign_in(self.api, ADMIN)
-        self.customers = list(
-            await asyncio.gather(*(new_customer(self.api, f"soak-{run_id}-{n}@example.com") for n in range(CUSTOMERS)))
-        )
+        self.emails = [f"soak-{run_id}-{n}@example.com" for n in range(CUSTOMERS)]
+        self.customers = list(await asyncio.gather(*(new_customer(self.api, email) for email in self.emails)))
         for n in range(PRODUCTS):
             quantity = self.rng.randint(50, 150) if n < SCARCE else PLENTY
             body = {"name": f"Soak {n}", "description": "", "category": "Soak", "price": 10.0, "quantity": quantity}
@@ -88,6 +93,7 @@ class Shop:
         """Orders at the plans' rate and admins at work for `seconds`; then every started order's story finishes
         (its payment or cancellation sent), however long that takes."""
         admins = asyncio.create_task(self._admins(seconds))
+        signing_in = asyncio.create_task(self._stay_signed_in())
         started = time.monotonic()
         next_at = started
         while (elapsed := time.monotonic() - started) < seconds:
@@ -97,6 +103,18 @@ class Shop:
         await admins
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+        signing_in.cancel()
+
+    async def _stay_signed_in(self) -> None:
+        """New access tokens every 10 minutes (they live 15): a soak may run for hours."""
+        while True:
+            await asyncio.sleep(TOKEN_REFRESH)
+            accounts = [(self.admin, ADMIN), *zip(self.customers, map(_form, self.emails), strict=True)]
+            for headers, form in accounts:
+                try:
+                    headers.update(await sign_in(self.api, form))  # in place: every later request carries it
+                except httpx.HTTPError as error:  # user_svc or the gateway down just now: the old token holds
+                    print(f"  soak: could not sign in again: {error!r}", flush=True)
 
     def _spawn(self, story) -> None:
         task = asyncio.create_task(story)
