@@ -43,6 +43,7 @@ from saga.models import Saga, SagaState, StepName, StepState
 from saga.moves import Move, Writes, lock_saga, lock_sagas
 
 PAYMENT_DEADLINE_PASSED = "payment deadline passed"
+STOCK_REJECTED_ORDER = "stock could not reserve the order"
 MAX_RETRY_DELAY = timedelta(hours=1)  # between two automatic retries of a FAILED saga
 
 COMMAND_OF_STATE = {
@@ -171,7 +172,9 @@ class Orchestrator:
         outcome = move.saga.release_outcome or SagaState.CANCELLED
         self._enter(move, outcome)
         if outcome == SagaState.REJECTED:
-            _tell_orders(move, SAGA_REJECTED, reason=move.saga.reason)
+            # The reason is stock's, unless a failure of the release step replaced it (found by the soak: a
+            # saga.rejected without one, which order_svc cannot apply).
+            _tell_orders(move, SAGA_REJECTED, reason=move.saga.reason or STOCK_REJECTED_ORDER)
         await self._save(connection, move)
 
     async def stock_confirmed(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:

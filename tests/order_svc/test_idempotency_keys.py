@@ -3,14 +3,17 @@ answer and no second order; the same key with another order is a 409; keys belon
 
 import asyncio
 
+from common.messages import STOCK_UPDATED
 from tests.order_svc.conftest import (
     HEADPHONES,
     NOTHING_WRITTEN,
     ORDERS,
     SMARTPHONE,
+    deliver,
     item,
     order_body,
     outbox_events,
+    received,
     table_counts,
 )
 
@@ -75,3 +78,14 @@ async def test_a_malformed_key_is_400_and_writes_nothing(client, customer):
         assert response.status_code == 400, key
         assert response.json()["field"] == "Idempotency-Key"
     assert await table_counts() == NOTHING_WRITTEN
+
+
+async def test_a_retry_gets_its_order_even_when_the_stock_it_took_is_gone(client, customer):
+    """The first send placed the order (its answer lost); the retry now finds fewer units known than it asks for:
+    it gets the first answer, not a refusal."""
+    await deliver(received(STOCK_UPDATED, {"product_id": SMARTPHONE["_id"], "stock": 2}, SMARTPHONE["_id"]))
+    first = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE, 2)), headers={**customer, **KEY})
+    assert first.status_code == 201
+    await deliver(received(STOCK_UPDATED, {"product_id": SMARTPHONE["_id"], "stock": 0}, SMARTPHONE["_id"]))
+    again = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE, 2)), headers={**customer, **KEY})
+    assert (again.status_code, again.json()["_id"]) == (201, first.json()["_id"])

@@ -207,3 +207,19 @@ async def test_unknown_order_is_ignored(client):
     saga = orchestrator()
     await run(saga.stock_reserved, "7b1e9f5e-0000-4000-8000-000000000000")
     await run(saga.order_paid, "7b1e9f5e-0000-4000-8000-000000000000")
+
+
+async def test_a_rejection_whose_release_failed_still_tells_the_orders_why(client):
+    """The release after a rejection gets no reply in time (FAILED), then stock's late reply arrives: the saga ends
+    REJECTED and its saga.rejected carries a reason, which order_svc needs to apply it."""
+    saga = orchestrator(step_timeout=0.01, step_max_attempts=1)
+    order_id = await place(saga)
+    await run(saga.stock_rejected, {"order_id": order_id, "reason": "insufficient stock"})
+    await relay_publishes()
+    await asyncio.sleep(0.05)
+    await handle_due_sagas(saga)
+    assert (await saga_of(order_id)).state == SagaState.FAILED
+    await run(saga.stock_released, order_id)
+    assert (await saga_of(order_id)).state == SagaState.REJECTED
+    event, payload = (await commands(order_id))[-1]
+    assert event == "saga.rejected" and payload["reason"]
