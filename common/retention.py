@@ -16,6 +16,8 @@ from prometheus_client import Counter
 from sanic import Sanic
 from tortoise import connections
 
+from common.service import run_in_background
+
 log = logging.getLogger(__name__)
 
 BATCH = 5000  # rows per DELETE
@@ -67,11 +69,4 @@ def register_purges(app: Sanic, database: str, purges: list[Purge], interval: fl
                 log.warning("purging failed: %r", error)
             await asyncio.sleep(interval)
 
-    @app.after_server_start
-    async def start(app: Sanic) -> None:
-        app.ctx.purges = asyncio.create_task(keep_purging())
-
-    @app.before_server_stop
-    async def stop(app: Sanic) -> None:
-        app.ctx.purges.cancel()
-        await asyncio.gather(app.ctx.purges, return_exceptions=True)
+    run_in_background(app, "purges", keep_purging)

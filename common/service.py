@@ -112,6 +112,22 @@ def register_consumers(app: Sanic, make_consumers: Callable[[], list[EventConsum
         await asyncio.gather(*(consumer.stop() for consumer in app.ctx.consumers or ()))
 
 
+def run_in_background(app: Sanic, name: str, work: Callable[[], Awaitable[None]]) -> None:
+    """`work()` as a task while the server runs: started once it has started (its database is open), cancelled
+    before it stops."""
+
+    async def start(app: Sanic) -> None:
+        setattr(app.ctx, name, asyncio.create_task(work(), name=name))
+
+    async def stop(app: Sanic) -> None:
+        task = getattr(app.ctx, name)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.after_server_start(start)
+    app.before_server_stop(stop)
+
+
 def register_dead_letters(app: Sanic, database_url: str) -> None:
     """The inbox's dead letters for admins (common/dead_letters.py), on the service's own port: `GET /dead-letters`
     (`?limit=`, oldest first) and `POST /dead-letters/redrive` (`?event_id=`, else all). Each re-drive is logged

@@ -16,6 +16,7 @@ from tortoise.timezone import now
 from tortoise.transactions import in_transaction
 
 from common.outbox import write_events
+from common.service import run_in_background
 from order_svc.models import Order, OrderItem
 from order_svc.orders import DB, order_placed
 
@@ -64,11 +65,4 @@ def register_orphan_reconciler(app: Sanic, after: float, interval: float) -> Non
             except Exception as error:  # the database away: the next round tries again
                 log.warning("looking for orphaned orders failed: %r", error)
 
-    @app.after_server_start
-    async def start(app: Sanic) -> None:
-        app.ctx.orphan_reconciler = asyncio.create_task(keep_reconciling())
-
-    @app.before_server_stop
-    async def stop(app: Sanic) -> None:
-        app.ctx.orphan_reconciler.cancel()
-        await asyncio.gather(app.ctx.orphan_reconciler, return_exceptions=True)
+    run_in_background(app, "orphan_reconciler", keep_reconciling)

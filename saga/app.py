@@ -1,10 +1,8 @@
-import asyncio
-
 from sanic import Sanic
 
 from common.database import register_database
 from common.retention import inbox_purge, register_purges
-from common.service import create_app, register_consumers, register_dead_letters
+from common.service import create_app, register_consumers, register_dead_letters, run_in_background
 from common.tokens import TokenVerifier
 from saga.handlers import consumers
 from saga.metrics import SagaMetrics, keep_counting_sagas
@@ -36,14 +34,6 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
         register_deadline_timer(app, orchestrator, settings.saga_timer_interval)
         purges = [inbox_purge(settings.inbox_retention_days), *saga_purges(settings.saga_history_retention_days)]
         register_purges(app, NAME, purges, settings.purge_interval)
-
-    @app.after_server_start
-    async def count_sagas(app: Sanic) -> None:
-        app.ctx.saga_counter = asyncio.create_task(keep_counting_sagas(metrics, NAME), name="saga counter")
-
-    @app.before_server_stop
-    async def stop_counting(app: Sanic) -> None:
-        app.ctx.saga_counter.cancel()
-        await asyncio.gather(app.ctx.saga_counter, return_exceptions=True)
+    run_in_background(app, "saga_counter", lambda: keep_counting_sagas(metrics, NAME))
 
     return app

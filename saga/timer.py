@@ -7,6 +7,7 @@ import logging
 from sanic import Sanic
 from tortoise.transactions import in_transaction
 
+from common.service import run_in_background
 from saga.moves import lock_due_sagas
 from saga.orchestrator import Orchestrator
 
@@ -35,11 +36,4 @@ async def keep_watching_deadlines(orchestrator: Orchestrator, interval: float) -
 
 
 def register_deadline_timer(app: Sanic, orchestrator: Orchestrator, interval: float) -> None:
-    @app.after_server_start
-    async def start_timer(app: Sanic) -> None:
-        app.ctx.deadline_timer = asyncio.create_task(keep_watching_deadlines(orchestrator, interval))
-
-    @app.before_server_stop
-    async def stop_timer(app: Sanic) -> None:
-        app.ctx.deadline_timer.cancel()
-        await asyncio.gather(app.ctx.deadline_timer, return_exceptions=True)
+    run_in_background(app, "deadline_timer", lambda: keep_watching_deadlines(orchestrator, interval))
