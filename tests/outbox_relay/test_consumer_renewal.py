@@ -17,20 +17,45 @@ EVENTS = 5
 async def test_a_consumer_replaces_a_client_whose_coordination_ended(
     ledger, topic, start_relay, start_consumer, caplog
 ):
-    consumer = await start_consumer()
-    await wait_until(_ready(consumer), timeout=30)
+    consumer = await _ready_consumer(start_consumer)
     consumer.renew_after_failures = 2
     broken = consumer._kafka
 
     with caplog.at_level(logging.WARNING, logger="common.consumer"):
         _end_coordination(broken)
         await wait_until(lambda: _said(caplog, "Unexpected error during coordination"), timeout=30)
-        await start_relay()
-        await commit_events([thing_happened(topic, "a", seq) for seq in range(EVENTS)])
-        await wait_until(lambda: _applied(ledger, EVENTS), timeout=60)
+        await _consumes_again(ledger, topic, start_relay)
 
     assert consumer._kafka is not broken
     assert await _said(caplog, "keeps failing; starting a new one")
+
+
+async def test_a_consumer_replaces_a_client_gone_silent(ledger, topic, start_relay, start_consumer, caplog):
+    """No error, and no fetch answered: the client's fetching ended without a word (composed here by ending its
+    fetcher's work). After `renew_after_silence` s a new client takes over."""
+    consumer = await _ready_consumer(start_consumer)
+    consumer.renew_after_silence = 3.0
+    silent = consumer._kafka
+    _end_fetching(silent)
+
+    with caplog.at_level(logging.WARNING, logger="common.consumer"):
+        await _consumes_again(ledger, topic, start_relay)
+
+    assert consumer._kafka is not silent
+    assert await _said(caplog, "has gone silent (no fetch answered for 3 s); starting a new one")
+
+
+async def _ready_consumer(start_consumer):
+    consumer = await start_consumer()
+    await wait_until(_ready(consumer), timeout=30)
+    return consumer
+
+
+async def _consumes_again(ledger, topic, start_relay) -> None:
+    """Events published now are all applied, once each, in order."""
+    await start_relay()
+    await commit_events([thing_happened(topic, "a", seq) for seq in range(EVENTS)])
+    await wait_until(lambda: _applied(ledger, EVENTS), timeout=60)
     await assert_exactly_once_in_order(ledger, {"a": EVENTS})
 
 
@@ -69,22 +94,3 @@ async def _said(caplog, text: str) -> bool:
 
 async def _applied(ledger, expected: int) -> bool:
     return await applied_count(ledger) >= expected
-
-
-async def test_a_consumer_replaces_a_client_gone_silent(ledger, topic, start_relay, start_consumer, caplog):
-    """No error, and no fetch answered: the client's fetching ended without a word (composed here by ending its
-    fetcher's work). After `renew_after_silence` s a new client takes over."""
-    consumer = await start_consumer()
-    await wait_until(_ready(consumer), timeout=30)
-    consumer.renew_after_silence = 3.0
-    silent = consumer._kafka
-    _end_fetching(silent)
-
-    with caplog.at_level(logging.WARNING, logger="common.consumer"):
-        await start_relay()
-        await commit_events([thing_happened(topic, "b", seq) for seq in range(EVENTS)])
-        await wait_until(lambda: _applied(ledger, EVENTS), timeout=60)
-
-    assert consumer._kafka is not silent
-    assert await _said(caplog, "has gone silent (no fetch answered for 3 s); starting a new one")
-    await assert_exactly_once_in_order(ledger, {"b": EVENTS})
