@@ -14,10 +14,11 @@ import asyncpg
 import httpx
 
 from common.database import asyncpg_dsn
+from saga.models import TERMINAL_STATES
 from soak.load import Shop
 from soak.nemesis import Nemesis
 from soak.schedule import faults
-from tests.cluster import Cluster
+from tests.cluster import Cluster, eventually
 from tests.failure.invariants import Invariant, settle
 
 SETTLE_TIMEOUT = 300.0  # seconds for the healed system to converge
@@ -67,8 +68,7 @@ async def soak(settings: SoakSettings, logs: Path) -> dict:
             await asyncio.gather(shop.run(settings.seconds), nemesis.run(settings.seconds))
             await nemesis.heal()
             loaded = time.monotonic() - load_started
-            # The last abandoned orders expire one payment timeout after they were placed.
-            await asyncio.sleep(settings.payment_timeout + 5)
+            await _every_saga_ended(cluster)
             invariants, settled = await settle(cluster, timeout=SETTLE_TIMEOUT)
             invariants += await _client_invariants(cluster, shop)
             orders = await _orders_by_state(cluster)
@@ -91,6 +91,26 @@ async def soak(settings: SoakSettings, logs: Path) -> dict:
         }
     finally:
         cluster.stop()
+
+
+async def _every_saga_ended(cluster: Cluster) -> None:
+    """Quiet: every order of the soak is paid, cancelled or abandoned, so at rest every saga has ended. Until then a
+    payment deadline, a step's resend or a FAILED saga's retry is still to come (a retry may be minutes away: as
+    long again as the saga had lived), and the invariants, read one database after the other, would catch the
+    system between two moves."""
+    sagas = await asyncpg.connect(asyncpg_dsn(cluster.database_url("SAGA_DATABASE_URL")))
+    ended = sorted(TERMINAL_STATES)
+    try:
+        await eventually(
+            lambda: sagas.fetchval("SELECT count(*) FROM sagas WHERE state <> ALL($1::text[])", ended),
+            lambda moving: moving == 0,
+            timeout=SETTLE_TIMEOUT,
+            interval=1,
+        )
+    except AssertionError as still:  # the invariants will say what did not end
+        print(f"  sagas still moving after {SETTLE_TIMEOUT:.0f} s: {still}", flush=True)
+    finally:
+        await sagas.close()
 
 
 async def _client_invariants(cluster: Cluster, shop: Shop) -> list[Invariant]:
