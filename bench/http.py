@@ -127,7 +127,9 @@ class HttpBench:
         return results
 
     async def latency_at(self, rate: float) -> dict:
-        """Orders at `rate` per second (open loop) for `seconds`: POST latency, order commit to AWAITING_PAYMENT."""
+        """Orders at `rate` per second (open loop) for `seconds`: POST latency, order commit to AWAITING_PAYMENT,
+        and that time hop by hop."""
+        since = datetime.now(UTC)
         posted, order_ids = await self._post_at(rate)
         latencies = await reservation_latencies(self.cluster, order_ids)
         return {
@@ -136,6 +138,7 @@ class HttpBench:
             "post": posted,
             "awaiting_payment_ms_p50": round(percentile(latencies, 0.5), 1),
             "awaiting_payment_ms_p99": round(percentile(latencies, 0.99), 1),
+            "hops_ms": await hop_latencies(self.cluster, since),
         }
 
     async def _post_at(self, rate: float) -> tuple[dict, list[uuid.UUID]]:
@@ -194,6 +197,54 @@ async def reservation_latencies(cluster: Cluster, order_ids: list[uuid.UUID]) ->
         await sagas.close()
         await orders.close()
     return [(started[order_id] - created[order_id]).total_seconds() * 1000 for order_id in order_ids]
+
+
+# The saga's path from an order's commit to AWAITING_PAYMENT: each event's relay hop (outbox created_at, its writer's
+# transaction start, to published_at, the broker's acknowledgement) and consumer hop (published_at to the inbox's
+# processed_at, the consuming transaction's start), per database and consumer.
+_HOPS = {
+    "ORDER_DATABASE_URL": ("order.placed", "saga"),
+    "SAGA_DATABASE_URL": ("stock.reserve", "stock_svc"),
+    "STOCK_DATABASE_URL": ("stock.reserved", "saga"),
+}
+
+
+async def hop_latencies(cluster: Cluster, since: datetime) -> dict[str, dict[str, float]]:
+    """p50/p99 milliseconds of each hop of events written since `since` (every hop of the saga's path is one of
+    its three events: relayed, then consumed)."""
+    published: dict[uuid.UUID, datetime] = {}
+    hops: dict[str, list[float]] = {}
+    for variable, (event_type, _) in _HOPS.items():
+        connection = await asyncpg.connect(asyncpg_dsn(cluster.database_url(variable)))
+        try:
+            rows = await connection.fetch(
+                "SELECT id, created_at, published_at FROM outbox"
+                " WHERE event_type = $1 AND created_at >= $2 AND published_at IS NOT NULL",
+                event_type,
+                since,
+            )
+        finally:
+            await connection.close()
+        hops[f"relay {event_type}"] = [(row["published_at"] - row["created_at"]).total_seconds() * 1000 for row in rows]
+        published.update((row["id"], row["published_at"]) for row in rows)
+    for variable, consumer in {"SAGA_DATABASE_URL": "saga", "STOCK_DATABASE_URL": "stock_svc"}.items():
+        connection = await asyncpg.connect(asyncpg_dsn(cluster.database_url(variable)))
+        try:
+            rows = await connection.fetch(
+                "SELECT event_id, event_type, processed_at FROM inbox WHERE consumer = $1 AND event_id = ANY($2)",
+                consumer,
+                list(published),
+            )
+        finally:
+            await connection.close()
+        for row in rows:
+            elapsed = (row["processed_at"] - published[row["event_id"]]).total_seconds() * 1000
+            hops.setdefault(f"consume {row['event_type']} ({consumer})", []).append(elapsed)
+    return {
+        hop: {"p50": round(percentile(values, 0.5), 1), "p99": round(percentile(values, 0.99), 1)}
+        for hop, values in hops.items()
+        if values
+    }
 
 
 def plot(latency: list[dict]) -> None:

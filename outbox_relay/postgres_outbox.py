@@ -204,8 +204,11 @@ class PostgresBatch:
         """Mark what the broker acknowledged; count a failure on the rest; dead-letter the hopeless ones.
         Returns how many rows were dead-lettered."""
         if published:
+            # clock_timestamp(), not now() (the claim's start): the time the broker acknowledged, so that
+            # published_at - created_at is the relay's hop, as the consumers' inbox processed_at is theirs.
             await self._connection.execute(
-                "UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::uuid[])",
+                "UPDATE outbox SET published_at = clock_timestamp(), attempts = attempts + 1"
+                " WHERE id = ANY($1::uuid[])",
                 [record.id for record in published],
             )
         counted = [failure for failure in failed if not failure.transient]
