@@ -48,9 +48,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
+from common.database import caused_by, database_unavailable
 from common.inbox import first_deliveries
 from common.logs import correlation_id
 from common.metrics import ServiceMetrics
@@ -116,46 +116,12 @@ def decode(record: ConsumerRecord) -> ReceivedEvent:
         raise UndecodableMessage(f"{type(error).__name__}: {error}") from None
 
 
-# The database is unreachable, going down or coming up (OperatorInterventionError: "terminating connection due to
-# administrator command", "the database system is shutting down / starting up"): wait, never count it against
-# the event. asyncpg's InternalClientError ("another operation is in progress") is a pooled connection that
-# PostgreSQL terminated in the middle of an operation (seen in failure scenario 7). Class 53, out of resources (too
-# many connections, disk full, out of memory), is the server's state too, not the event's: dead-lettering on it
-# would set aside every event that arrived while the disk was full.
-_INFRASTRUCTURE_ERRORS = (
-    OSError,
-    DBConnectionError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
-
-
 # Two transactions got in each other's way (concurrent batches on rows they share): try again, it will pass.
 _CONTENTION_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
-def _caused_by(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    """Whether `error`, or an error it was raised from (the ORM wraps some), is one of `kinds`."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kinds):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _infrastructure_failure(error: BaseException) -> bool:
-    """Whether `error` is about the database's reachability."""
-    return _caused_by(error, _INFRASTRUCTURE_ERRORS)
-
-
 def _contention(error: BaseException) -> bool:
-    return _caused_by(error, _CONTENTION_ERRORS)
+    return caused_by(error, _CONTENTION_ERRORS)
 
 
 class _GroupJoined(ConsumerRebalanceListener):
@@ -405,7 +371,7 @@ class EventConsumer:
                 await self.apply(events)
                 return True
             except Exception as error:
-                if _infrastructure_failure(error):
+                if database_unavailable(error):
                     log.warning("consumer %s waits for the database: %s", self.name, error)
                     await asyncio.sleep(1)
                 elif _contention(error):
@@ -462,7 +428,7 @@ class EventConsumer:
                 await self.apply([event])
                 return
             except Exception as error:
-                if _infrastructure_failure(error):
+                if database_unavailable(error):
                     log.warning("consumer %s waits for the database: %s", self.name, error)
                     await asyncio.sleep(1)
                     continue
@@ -510,7 +476,7 @@ class EventConsumer:
                 )
                 return
             except Exception as failure:
-                if not _infrastructure_failure(failure):
+                if not database_unavailable(failure):
                     raise
                 log.warning("consumer %s waits for the database: %s", self.name, failure)  # as for an effect
                 await asyncio.sleep(1)

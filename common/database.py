@@ -16,7 +16,7 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.client import TransactionContextPooled
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import get_connections
-from tortoise.exceptions import TransactionManagementError
+from tortoise.exceptions import DBConnectionError, TransactionManagementError
 from tortoise.migrations.api.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,41 @@ log = logging.getLogger(__name__)
 # sagas by id scanned every saga (5 ms a batch at 10,000 sagas), stock's batch lock every reservation. Only `fetch`
 # honours the mark (Tortoise's execute_query and execute_query_dict call it; fetchrow and execute do not).
 PLANNED_PER_EXECUTION = "/* planned per execution */"
+
+
+# The database cannot serve now: unreachable, going down or coming up (OperatorInterventionError: "terminating
+# connection due to administrator command", "the database system is shutting down / starting up"), or out of
+# resources (class 53: too many connections, disk full, out of memory). asyncpg's InternalClientError ("another
+# operation is in progress") is a pooled connection that PostgreSQL terminated in the middle of an operation (seen in
+# failure scenario 7). It is the server's state, never the request's or the event's: a consumer waits instead of
+# dead-lettering the event, and an HTTP request is answered 503 (common/errors.py), not 500.
+_UNAVAILABLE = (
+    OSError,
+    DBConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+def caused_by(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether `error`, or an error it was raised from (the ORM wraps the driver's), is one of `kinds`."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` says that the database cannot serve now (see _UNAVAILABLE), rather than anything about what
+    was asked of it."""
+    return caused_by(error, _UNAVAILABLE)
 
 
 class PooledConnection(asyncpg.Connection):

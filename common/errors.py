@@ -3,7 +3,8 @@
     {"error": "validation_failed", "message": "...", "fields": [{"field": "email", "problem": "..."}],
      "request_id": "..."}
 
-Handlers raise `ApiError` subclasses; anything unexpected becomes a 500 without a stack trace in the body.
+Handlers raise `ApiError` subclasses; a database that cannot serve now becomes a 503 with Retry-After; anything else
+unexpected becomes a 500 without a stack trace in the body.
 """
 
 import logging
@@ -13,7 +14,11 @@ from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 
+from common.database import database_unavailable
+
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_UNAVAILABLE = 1  # seconds: PostgreSQL restarts in about that long
 
 
 class ApiError(Exception):
@@ -86,6 +91,11 @@ def install_error_handlers(app: Sanic) -> None:
 
     @app.exception(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> HTTPResponse:
+        if database_unavailable(exc):  # nothing was written: the same request can be sent again
+            log.warning("%s %s: the database is unavailable: %r", request.method, request.path, exc)
+            response = error_response(request, 503, "unavailable", "The database is unavailable; try again shortly")
+            response.headers["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
+            return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(request, 500, "internal_error", "Internal server error")
 
