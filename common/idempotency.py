@@ -113,6 +113,24 @@ async def recorded_response(connection: BaseDBAsyncClient, request: Keyed) -> An
     return Answer(rows[0]["status"], orjson.loads(rows[0]["response"]), replayed=True)
 
 
+class _KeyFree(Exception):
+    """Nobody holds the key: the claim made to find that out is undone."""
+
+
+async def recorded_response_once_written(database: str, request: Keyed) -> Answer | None:
+    """`recorded_response`, once any request with the same key that is still being written has committed or rolled
+    back. A refused request asks this before it answers its refusal: the first send may be placing the order right
+    now (its client timed out and sent it again), and its key row, not yet committed, is invisible to a SELECT; only
+    an insert of the same key waits for it. The insert is undone: a refused request records nothing."""
+    try:
+        async with in_transaction(database) as connection:
+            if await connection.execute_query_dict(record_response(1), request.parameters(Answer(0, None))):
+                raise _KeyFree
+            return await recorded_response(connection, request)
+    except _KeyFree:
+        return None
+
+
 async def replay_or_claim(connection: BaseDBAsyncClient, request: Keyed) -> Answer | None:
     """Inside the write's transaction, before the write: the first response to this key if there is one (409 if
     the key was used for another request). Otherwise the key is held until the transaction ends, so that a

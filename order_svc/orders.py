@@ -17,7 +17,14 @@ from tortoise.timezone import now
 from tortoise.transactions import in_transaction
 
 from common.errors import Conflict, Forbidden, NotFound
-from common.idempotency import NO_KEY, Answer, Keyed, record_response, recorded_response
+from common.idempotency import (
+    NO_KEY,
+    Answer,
+    Keyed,
+    record_response,
+    recorded_response,
+    recorded_response_once_written,
+)
 from common.messages import ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REJECTED
 from common.outbox import Event, encode_json, event_arrays, insert_events, write_events
 from common.tokens import Principal
@@ -153,8 +160,9 @@ async def place_order(principal: Principal, new: NewOrder, key: Keyed | None = N
         )
     )[0]
     if outcome["product_id"] is not None:
-        # A key that placed an order before gets that answer, though the order, placed, took the stock it saw.
-        first = await recorded_response(connection, key) if key is not None else None
+        # A key that placed an order before (or is placing it now) gets that answer, though the order took the
+        # stock it saw.
+        first = await recorded_response_once_written(DB, key) if key is not None else None
         if first is not None:
             return first
         asked = next(item for item in new.items if item.product_id == outcome["product_id"])

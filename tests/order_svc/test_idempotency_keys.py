@@ -3,7 +3,11 @@ answer and no second order; the same key with another order is a 409; keys belon
 
 import asyncio
 
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
 from common.messages import STOCK_UPDATED
+from order_svc.orders import DB
 from tests.order_svc.conftest import (
     HEADPHONES,
     NOTHING_WRITTEN,
@@ -16,6 +20,7 @@ from tests.order_svc.conftest import (
     received,
     table_counts,
 )
+from tests.support import wait_until
 
 KEY = {"Idempotency-Key": "checkout-5b1f0e6a"}
 
@@ -89,3 +94,35 @@ async def test_a_retry_gets_its_order_even_when_the_stock_it_took_is_gone(client
     await deliver(received(STOCK_UPDATED, {"product_id": SMARTPHONE["_id"], "stock": 0}, SMARTPHONE["_id"]))
     again = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE, 2)), headers={**customer, **KEY})
     assert (again.status_code, again.json()["_id"]) == (201, first.json()["_id"])
+
+
+async def test_a_refused_retry_waits_for_its_first_send_still_being_written(client, customer):
+    """The first send is still being written (its client timed out and sent it again) when the retry finds too few
+    units known: the retry waits for the first to commit and gets its order, rather than a refusal that would leave
+    the client unaware of the order the first then places. (Found by the soak: 3 orders in 11,802.)"""
+    await deliver(received(STOCK_UPDATED, {"product_id": SMARTPHONE["_id"], "stock": 2}, SMARTPHONE["_id"]))
+    first = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE, 2)), headers={**customer, **KEY})
+    assert first.status_code == 201
+    await deliver(received(STOCK_UPDATED, {"product_id": SMARTPHONE["_id"], "stock": 0}, SMARTPHONE["_id"]))
+    orders = connections.get(DB)
+    (written,) = await orders.execute_query_dict("DELETE FROM idempotency_keys RETURNING *")
+    async with in_transaction(DB) as first_send:  # the first send's key, inserted and not yet committed
+        await first_send.execute_query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, response) VALUES ($1, $2, $3, $4, $5)",
+            [written["scope"], written["key"], written["fingerprint"], written["status"], written["response"]],
+        )
+        retry = asyncio.ensure_future(
+            client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE, 2)), headers={**customer, **KEY})
+        )
+        await wait_until(lambda: _answered_or_waiting(retry), timeout=30)
+    again = await retry
+    assert (again.status_code, again.json().get("_id")) == (201, first.json()["_id"]), again.text
+
+
+async def _answered_or_waiting(retry: asyncio.Future) -> bool:
+    if retry.done():
+        return True
+    rows = await connections.get(DB).execute_query_dict(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    return rows[0]["n"] > 0
