@@ -36,6 +36,10 @@ class Nemesis:
 
     async def _inject(self, fault: Fault, started: float) -> None:
         at = round(time.monotonic() - started, 1)
+        if down := [name for name in fault.targets if name in self._killed | self._paused]:
+            # An earlier fault still holds it (a restart can take minutes while the broker is frozen).
+            print(f"  nemesis {at:6.1f} s: skipped {fault.describe()}: {', '.join(down)} still down", flush=True)
+            return
         print(f"  nemesis {at:6.1f} s: {fault.describe()}", flush=True)
         if fault.kind == FaultKind.KILL:
             for name in fault.targets:
