@@ -4,7 +4,8 @@ key with another request is refused (409), as payment APIs do.
 
 A key belongs to one caller and one route (its `scope`). The response is recorded in the same transaction as the
 write it reports (or, on a hot path, in the same statement: `RECORD_RESPONSE`), so a key never names a write that
-rolled back. Only successful writes are recorded: a refused request wrote nothing and may be sent again.
+rolled back. A placed order's refusal (409) is recorded too (`record_refusal`): the same key gets it again, and a
+corrected order needs a new key. The admin writes record only what they did: one that raises records nothing.
 """
 
 import hashlib
@@ -20,7 +21,7 @@ from sanic.response import HTTPResponse, json
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from common.errors import BadRequest, Conflict
+from common.errors import ApiError, BadRequest, Conflict
 from common.retention import Purge
 
 HEADER = "Idempotency-Key"
@@ -113,22 +114,15 @@ async def recorded_response(connection: BaseDBAsyncClient, request: Keyed) -> An
     return Answer(rows[0]["status"], orjson.loads(rows[0]["response"]), replayed=True)
 
 
-class _KeyFree(Exception):
-    """Nobody holds the key: the claim made to find that out is undone."""
-
-
-async def recorded_response_once_written(database: str, request: Keyed) -> Answer | None:
-    """`recorded_response`, once any request with the same key that is still being written has committed or rolled
-    back. A refused request asks this before it answers its refusal: the first send may be placing the order right
-    now (its client timed out and sent it again), and its key row, not yet committed, is invisible to a SELECT; only
-    an insert of the same key waits for it. The insert is undone: a refused request records nothing."""
-    try:
-        async with in_transaction(database) as connection:
-            if await connection.execute_query_dict(record_response(1), request.parameters(Answer(0, None))):
-                raise _KeyFree
-            return await recorded_response(connection, request)
-    except _KeyFree:
+async def record_refusal(connection: BaseDBAsyncClient, request: Keyed, refusal: ApiError) -> Answer | None:
+    """Record `refusal` as the key's answer, unless another send of the key got there first: then its answer (None
+    when the refusal is now the key's). A refusal must be recorded, or a first send still on its way (its client
+    timed out and sent it again; the retry was refused) could place the order afterwards, unknown to the client. An
+    insert of the key waits for a send that holds it uncommitted, where a SELECT would not see it."""
+    body = {"error": refusal.code, "message": refusal.message, **refusal.details}
+    if await connection.execute_query_dict(record_response(1), request.parameters(Answer(refusal.status, body))):
         return None
+    return await recorded_response(connection, request)
 
 
 async def replay_or_claim(connection: BaseDBAsyncClient, request: Keyed) -> Answer | None:

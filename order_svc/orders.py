@@ -21,9 +21,9 @@ from common.idempotency import (
     NO_KEY,
     Answer,
     Keyed,
+    record_refusal,
     record_response,
     recorded_response,
-    recorded_response_once_written,
 )
 from common.messages import ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REJECTED
 from common.outbox import Event, encode_json, event_arrays, insert_events, write_events
@@ -126,7 +126,7 @@ async def place_order(principal: Principal, new: NewOrder, key: Keyed | None = N
     """A pending order at the catalog's prices, and its `order.placed` event, in one statement (201); 409 naming the
     first product that is not on sale at the price given, or of which fewer units are known to be available. A
     price that changes meanwhile is the catalog's change racing the order: the order keeps the price the customer
-    saw. A request whose Idempotency-Key `key` placed an order before gets that first answer again."""
+    saw. A request whose Idempotency-Key `key` was answered before gets that first answer again, a refusal too."""
     if new.user_id is not None and new.user_id != str(principal.user_id):
         raise Forbidden("An order can only be placed for the signed-in user", field="user_id")
     placed_at = now()
@@ -160,13 +160,13 @@ async def place_order(principal: Principal, new: NewOrder, key: Keyed | None = N
         )
     )[0]
     if outcome["product_id"] is not None:
-        # A key that placed an order before (or is placing it now) gets that answer, though the order took the
-        # stock it saw.
-        first = await recorded_response_once_written(DB, key) if key is not None else None
-        if first is not None:
-            return first
         asked = next(item for item in new.items if item.product_id == outcome["product_id"])
-        raise _refusal(asked, outcome["catalog_price"], outcome["deleted"], outcome["available"])
+        refusal = _refusal(asked, outcome["catalog_price"], outcome["deleted"], outcome["available"])
+        # With a key, the refusal becomes its answer, unless a send of the key placed the order first (or is placing
+        # it now): that answer wins, though the order took the stock this one found missing.
+        if key is not None and (first := await record_refusal(connection, key, refusal)) is not None:
+            return first
+        raise refusal
     if not outcome["placed"]:  # the key placed an order before
         assert key is not None
         first = await recorded_response(connection, key)

@@ -6,7 +6,7 @@ import asyncio
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from common.messages import STOCK_UPDATED
+from common.messages import PRODUCT_UPDATED, STOCK_UPDATED
 from order_svc.orders import DB
 from tests.order_svc.conftest import (
     HEADPHONES,
@@ -65,14 +65,21 @@ async def test_keys_belong_to_their_customer(client, customer, other_customer):
     assert mine.json()["_id"] != theirs.json()["_id"]
 
 
-async def test_a_refused_order_records_nothing_under_its_key(client, customer):
-    too_many = await client.post(
-        f"{ORDERS}/", json=order_body({**item(SMARTPHONE), "price": 1.0}), headers={**customer, **KEY}
-    )
-    assert too_many.status_code == 409
+async def test_a_refused_order_keeps_its_refusal_under_its_key(client, customer):
+    """The refusal is the key's answer: sent again, the same order is refused again, even once it would pass (a
+    first send still on its way must not place it after the client was told no); a corrected order needs a new
+    key."""
+    wrong_price = order_body({**item(SMARTPHONE), "price": 1.0})
+    refused = await client.post(f"{ORDERS}/", json=wrong_price, headers={**customer, **KEY})
+    assert refused.status_code == 409
     assert await table_counts() == NOTHING_WRITTEN
-    corrected = await client.post(f"{ORDERS}/", json=order_body(item(SMARTPHONE)), headers={**customer, **KEY})
+    await deliver(received(PRODUCT_UPDATED, {**SMARTPHONE, "price": 1.0}, SMARTPHONE["_id"]))
+    again = await client.post(f"{ORDERS}/", json=wrong_price, headers={**customer, **KEY})
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (409, "true"), again.text
+    assert again.json()["message"] == refused.json()["message"]
+    corrected = await client.post(f"{ORDERS}/", json=wrong_price, headers={**customer, "Idempotency-Key": "new-key"})
     assert corrected.status_code == 201, corrected.text
+    assert await table_counts() == {"orders": 1, "order_items": 1, "outbox": 1}
 
 
 async def test_a_malformed_key_is_400_and_writes_nothing(client, customer):
