@@ -17,14 +17,7 @@ from tortoise.timezone import now
 from tortoise.transactions import in_transaction
 
 from common.errors import Conflict, Forbidden, NotFound
-from common.idempotency import (
-    NO_KEY,
-    Answer,
-    Keyed,
-    record_refusal,
-    record_response,
-    recorded_response,
-)
+from common.idempotency import NO_KEY, Answer, Keyed, record_refusal, record_response, recorded_response
 from common.messages import ORDER_CANCELLED, ORDER_PAID, ORDER_PLACED, ORDER_REJECTED
 from common.outbox import Event, encode_json, event_arrays, insert_events, write_events
 from common.tokens import Principal
