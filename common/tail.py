@@ -160,11 +160,7 @@ async def tail(
     except KafkaError as error:
         raise TailError(f"the broker at {servers} failed: {error!r}") from None
     finally:
-        # Bounded: Ctrl-C must end the command even if the client's shutdown hangs.
-        try:
-            await asyncio.wait_for(consumer.stop(), CONNECT_TIMEOUT)
-        except TimeoutError:
-            print("tail: the Kafka client did not stop in time; leaving it", file=sys.stderr, flush=True)
+        await consumer.stop()
 
 
 async def partitions_of(servers: str, topic: str) -> list[int]:
