@@ -75,7 +75,9 @@ def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
 
 
 async def start_tail(env: dict[str, str], cwd: Path, *arguments: str) -> asyncio.subprocess.Process:
-    # cwd: a directory without a `.env` (the repository's could name another broker).
+    # cwd: a directory without a `.env` (the repository's could name another broker). SIGINT as a terminal gives it:
+    # pytest started as a background job by a shell without job control (`make test &` in a script) ignores SIGINT;
+    # the command would inherit that, and the Ctrl-C test could not stop it (two CI runs of this kind failed so).
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -86,7 +88,12 @@ async def start_tail(env: dict[str, str], cwd: Path, *arguments: str) -> asyncio
         cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def run_tail(env: dict[str, str], cwd: Path, *arguments: str) -> tuple[int, str, str]:
