@@ -39,6 +39,7 @@ from bench.system import Bench
 from bench.wrk import RATES, open_loop_script, order_script, wrk, wrk_open_loop
 from common.database import asyncpg_dsn
 from tests.cluster import ADMIN, Cluster, eventually, sign_in
+from tests.failure.support import query
 
 AFTER_CLOSED_LOOP_RATE = RATES[-1]
 
@@ -202,11 +203,12 @@ async def reservation_latencies(cluster: Cluster, order_ids: list[uuid.UUID]) ->
 # The saga's path from an order's commit to AWAITING_PAYMENT: each event's relay hop (outbox created_at, its writer's
 # transaction start, to published_at, the broker's acknowledgement) and consumer hop (published_at to the inbox's
 # processed_at, the consuming transaction's start), per database and consumer.
-_HOPS = {
-    "ORDER_DATABASE_URL": ("order.placed", "saga"),
-    "SAGA_DATABASE_URL": ("stock.reserve", "stock_svc"),
-    "STOCK_DATABASE_URL": ("stock.reserved", "saga"),
+_RELAYED = {
+    "ORDER_DATABASE_URL": "order.placed",
+    "SAGA_DATABASE_URL": "stock.reserve",
+    "STOCK_DATABASE_URL": "stock.reserved",
 }
+_CONSUMERS = {"saga": "SAGA_DATABASE_URL", "stock_svc": "STOCK_DATABASE_URL"}  # each consumer's inbox
 
 
 async def hop_latencies(cluster: Cluster, since: datetime) -> dict[str, dict[str, float]]:
@@ -214,29 +216,25 @@ async def hop_latencies(cluster: Cluster, since: datetime) -> dict[str, dict[str
     its three events: relayed, then consumed)."""
     published: dict[uuid.UUID, datetime] = {}
     hops: dict[str, list[float]] = {}
-    for variable, (event_type, _) in _HOPS.items():
-        connection = await asyncpg.connect(asyncpg_dsn(cluster.database_url(variable)))
-        try:
-            rows = await connection.fetch(
-                "SELECT id, created_at, published_at FROM outbox"
-                " WHERE event_type = $1 AND created_at >= $2 AND published_at IS NOT NULL",
-                event_type,
-                since,
-            )
-        finally:
-            await connection.close()
+    for variable, event_type in _RELAYED.items():
+        rows = await query(
+            cluster,
+            variable,
+            "SELECT id, created_at, published_at FROM outbox"
+            " WHERE event_type = $1 AND created_at >= $2 AND published_at IS NOT NULL",
+            event_type,
+            since,
+        )
         hops[f"relay {event_type}"] = [(row["published_at"] - row["created_at"]).total_seconds() * 1000 for row in rows]
         published.update((row["id"], row["published_at"]) for row in rows)
-    for variable, consumer in {"SAGA_DATABASE_URL": "saga", "STOCK_DATABASE_URL": "stock_svc"}.items():
-        connection = await asyncpg.connect(asyncpg_dsn(cluster.database_url(variable)))
-        try:
-            rows = await connection.fetch(
-                "SELECT event_id, event_type, processed_at FROM inbox WHERE consumer = $1 AND event_id = ANY($2)",
-                consumer,
-                list(published),
-            )
-        finally:
-            await connection.close()
+    for consumer, variable in _CONSUMERS.items():
+        rows = await query(
+            cluster,
+            variable,
+            "SELECT event_id, event_type, processed_at FROM inbox WHERE consumer = $1 AND event_id = ANY($2)",
+            consumer,
+            list(published),
+        )
         for row in rows:
             elapsed = (row["processed_at"] - published[row["event_id"]]).total_seconds() * 1000
             hops.setdefault(f"consume {row['event_type']} ({consumer})", []).append(elapsed)
