@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -33,10 +34,37 @@ UNPRIVILEGED_USER = "nobody"
 PRIVATE_PREFIX = "outbox-shop-"  # the names of what is kept for `nobody` in the temporary directory
 
 
+# The ports free_port has handed out in this process: a stack's plan asks for twenty or more before any server
+# binds one, and the kernel's pick repeats (17 of 500 sets of 25 picks held a repeat): two servers then raced for one
+# port, and the loser's readiness probe asked the winner (CI: "user_svc not ready after 90 s").
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port that nothing listens on, not handed out before by this process, and below the kernel's range for
+    outgoing connections (ip_local_port_range): a client's connection could take a port of that range while its
+    server is not yet started, or is stopped by a test that restarts it on the same port."""
+    first_outgoing = _outgoing_ports()[0]
+    while True:
+        port = random.randrange(10_000, first_outgoing) if first_outgoing > 11_000 else 0
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = probe.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+@functools.cache
+def _outgoing_ports() -> tuple[int, int]:
+    try:
+        first, last = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except OSError:  # not Linux: the kernel's own pick (port 0) then
+        return 0, 0
+    return int(first), int(last)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ADMIN = {"username": "admin@example.com", "password": "Admin12345"}
 
 
+def _tail(log: Path, lines: int = 40) -> str:
+    """The end of a process's log, for an error raised before the cluster (and its logs) are removed."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as error:
+        return f"(no log: {error})"
+
+
 def _port(part: Part) -> int:
     return part.port or int(part.address.rsplit(":", 1)[1].split("/")[0])
 
@@ -81,8 +89,11 @@ class Cluster:
                         return
                 except httpx.HTTPError:
                     pass
+                process = self.processes[name]
+                if process.process is not None and process.process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.process.returncode}:\n{_tail(process.log_path)}")
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name} not ready after {timeout} s; see {self.processes[name].log_path}")
+                    raise TimeoutError(f"{name} not ready after {timeout} s:\n{_tail(process.log_path)}")
                 await asyncio.sleep(0.1)
 
     def kill(self, name: str) -> None:
