@@ -4,8 +4,9 @@ key with another request is refused (409), as payment APIs do.
 
 A key belongs to one caller and one route (its `scope`). The response is recorded in the same transaction as the
 write it reports (or, on a hot path, in the same statement: `RECORD_RESPONSE`), so a key never names a write that
-rolled back. A placed order's refusal (409) is recorded too (`record_refusal`): the same key gets it again, and a
-corrected order needs a new key. The admin writes record only what they did: one that raises records nothing.
+rolled back. A refusal (an `ApiError`: not enough stock, a changed price) is recorded too: the same key gets it
+again, and a corrected request needs a new key. Were it not, a first send still on its way (its client timed out and
+sent it again; the retry was refused) could write afterwards, unknown to the client.
 """
 
 import hashlib
@@ -119,10 +120,14 @@ async def record_refusal(connection: BaseDBAsyncClient, request: Keyed, refusal:
     when the refusal is now the key's). A refusal must be recorded, or a first send still on its way (its client
     timed out and sent it again; the retry was refused) could place the order afterwards, unknown to the client. An
     insert of the key waits for a send that holds it uncommitted, where a SELECT would not see it."""
-    body = {"error": refusal.code, "message": refusal.message, **refusal.details}
-    if await connection.execute_query_dict(record_response(1), request.parameters(Answer(refusal.status, body))):
+    if await connection.execute_query_dict(record_response(1), request.parameters(_refusal_answer(refusal))):
         return None
     return await recorded_response(connection, request)
+
+
+def _refusal_answer(refusal: ApiError) -> Answer:
+    """The refusal as recorded: the error format's body, without the request id, which is the first request's."""
+    return Answer(refusal.status, {"error": refusal.code, "message": refusal.message, **refusal.details})
 
 
 async def replay_or_claim(connection: BaseDBAsyncClient, request: Keyed) -> Answer | None:
@@ -144,14 +149,25 @@ async def keyed_write(
     database: str, key: Keyed | None, write: Callable[[BaseDBAsyncClient], Awaitable[Answer]]
 ) -> Answer:
     """`write` in one transaction of `database`; with a key, the first answer to it if there is one (nothing
-    written), else `write`'s answer, recorded in the same transaction. A write that raises records nothing."""
-    async with in_transaction(database) as connection:
-        if key is not None and (first := await replay_or_claim(connection, key)) is not None:
-            return first
-        answer = await write(connection)
-        if key is not None:
+    written), else `write`'s answer, recorded in the same transaction. A refusal (`ApiError`) rolls the write back
+    and is then recorded as the key's answer, in a transaction of its own, unless another send of the key answered
+    first (its answer wins)."""
+    if key is None:
+        async with in_transaction(database) as connection:
+            return await write(connection)
+    try:
+        async with in_transaction(database) as connection:
+            if (first := await replay_or_claim(connection, key)) is not None:
+                return first
+            answer = await write(connection)
             await record(connection, key, answer)
-    return answer
+            return answer
+    except ApiError as refusal:
+        async with in_transaction(database) as connection:
+            if (first := await replay_or_claim(connection, key)) is not None:
+                return first
+            await record(connection, key, _refusal_answer(refusal))
+        raise
 
 
 def idempotency_purge(retention_hours: float) -> Purge:

@@ -47,15 +47,33 @@ async def test_a_restock_sent_again_with_its_idempotency_key_applies_once(client
     assert quantities(await get_item(client, admin, "product-1")) == (25, 0)
     other = await client.post("/api/v1/inventory/adjust", json={**body, "quantity_change": 5}, headers=keyed)
     assert other.status_code == 409 and other.json()["field"] == "Idempotency-Key"
-    refused = await client.post(
-        "/api/v1/inventory/reserve",
-        json={"product_id": "product-1", "quantity": 99, "order_id": "o-1"},
-        headers={**admin, "Idempotency-Key": "hold-o-1"},
+
+
+async def test_a_refused_stock_write_keeps_its_refusal_under_its_key(client, admin):
+    """The refusal is the key's answer: sent again, the same write is refused again, even once it would pass (a
+    first send still on its way must not take the units after the client was told no); a corrected write needs a
+    new key."""
+    await create_item(client, admin, "product-1", 10)
+    hold = {"product_id": "product-1", "quantity": 12, "order_id": "o-1"}
+    keyed = {**admin, "Idempotency-Key": "hold-o-1"}
+    refused = await client.post("/api/v1/inventory/reserve", json=hold, headers=keyed)
+    assert refused.status_code == 409
+    assert (await adjust(client, admin, 5)).status_code == 200  # now 15 units: the same hold would pass
+    again = await client.post("/api/v1/inventory/reserve", json=hold, headers=keyed)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (409, "true"), again.text
+    assert again.json()["message"] == refused.json()["message"]
+    assert quantities(await get_item(client, admin, "product-1")) == (15, 0)
+    corrected = await client.post(
+        "/api/v1/inventory/reserve", json=hold, headers={**admin, "Idempotency-Key": "hold-o-1-again"}
     )
-    assert refused.status_code == 409  # not enough stock: nothing recorded under the key, which may be sent again
-    held = await client.post(
-        "/api/v1/inventory/reserve",
-        json={"product_id": "product-1", "quantity": 5, "order_id": "o-1"},
-        headers={**admin, "Idempotency-Key": "hold-o-1"},
-    )
-    assert held.status_code == 200 and quantities(held.json()) == (20, 5)
+    assert corrected.status_code == 200 and quantities(corrected.json()) == (3, 12)
+
+
+async def test_an_unknown_product_is_the_keys_answer_too(client, admin):
+    keyed = {**admin, "Idempotency-Key": "restock-p-9"}
+    body = {"product_id": "product-9", "quantity_change": 5}
+    assert (await client.post("/api/v1/inventory/adjust", json=body, headers=keyed)).status_code == 404
+    await create_item(client, admin, "product-9", 1)
+    again = await client.post("/api/v1/inventory/adjust", json=body, headers=keyed)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (404, "true"), again.text
+    assert quantities(await get_item(client, admin, "product-9")) == (1, 0)
