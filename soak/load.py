@@ -27,7 +27,12 @@ PRODUCTS = 30
 SCARCE = 4  # products with a hundred units or so, restocked now and then: orders race for them
 PLENTY = 1_000_000
 TOKEN_REFRESH = 600.0  # seconds
-RETRY_PAUSE = 0.5  # seconds between two sends of one request whose answer said nothing
+# Between two sends of a request whose answer said nothing: a random pause up to 0.5 s, doubling to 8 s ("full
+# jitter", as careful clients back off). A fixed 0.5 s made the soak its own nemesis: with the gateway down for a
+# minute, thousands of orders were sent twice a second each, and the client's own event loop, starved on the
+# machine's 2 cores, then timed out the probes of processes it restarted (seed 21: 16,239 PoolTimeouts).
+RETRY_PAUSE = 0.5
+MAX_RETRY_PAUSE = 8.0
 GIVE_UP_AFTER = 120.0  # seconds a request is sent again before the client gives up (counted, and checked)
 
 
@@ -64,6 +69,7 @@ class Shop:
         self.api, self.payment_timeout = api, payment_timeout
         self.plans = OrderPlans(seed, CUSTOMERS, PRODUCTS, rates)
         self.rng = random.Random(f"{seed}:admin")
+        self.jitter = random.Random(f"{seed}:retry")
         self.tally = Tally()
         self.customers: list[dict[str, str]] = []
         self.products: list[str] = []
@@ -162,7 +168,7 @@ class Shop:
         """The request, sent again while its answer says nothing (no answer, or 5xx); None if it never got one."""
         await asyncio.sleep(after)
         give_up = time.monotonic() + GIVE_UP_AFTER
-        while True:
+        for attempt in itertools.count():
             try:
                 response = await self.api.request(method, path, **arguments)
             except httpx.HTTPError as error:
@@ -174,7 +180,7 @@ class Shop:
             if time.monotonic() > give_up:
                 self.tally.gave_up[request] += 1
                 return None
-            await asyncio.sleep(RETRY_PAUSE)
+            await asyncio.sleep(self.jitter.uniform(0.0, min(MAX_RETRY_PAUSE, RETRY_PAUSE * 2 ** min(attempt, 4))))
 
     async def _admins(self, seconds: float) -> None:
         """Every 2-6 s: a scarce product restocked, or a product's price changed."""
