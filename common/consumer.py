@@ -230,6 +230,11 @@ class EventConsumer:
                 log.warning("consumer %s stopped uncleanly: %s", self.name, error)
 
     @property
+    def task(self) -> asyncio.Task | None:
+        """The fetch loop, once started: it ends only when stopped, or on a bug (its exception then says which)."""
+        return self._task
+
+    @property
     def ready(self) -> bool:
         """Running, and a member of its group with its partitions assigned: the first event after this is
         handled as fast as any later one (joining a group takes seconds)."""
@@ -323,6 +328,11 @@ class EventConsumer:
 
     def _observe_lag(self, partition: TopicPartition, next_offset: int) -> None:
         assert self._kafka is not None
+        if partition not in self._kafka.assignment():
+            # A rebalance moved it to another member while its records were applied; aiokafka asserts on it. (It
+            # did, in a soak: the AssertionError ended this loop, and the group's partitions held by this process
+            # were read by no one while it lived.)
+            return
         highwater = self._kafka.highwater(partition)  # as of the last fetch
         if highwater is not None:
             lag = max(highwater - next_offset, 0)

@@ -106,6 +106,16 @@ def register_consumers(app: Sanic, make_consumers: Callable[[], list[EventConsum
             consumer.metrics = app.ctx.metrics
         await asyncio.gather(*(consumer.start() for consumer in consumers))  # joining a group takes seconds
         app.ctx.consumers = consumers
+        for consumer in consumers:
+            assert consumer.task is not None
+            consumer.task.add_done_callback(stop_on_failure)
+
+    def stop_on_failure(task: asyncio.Task) -> None:
+        """A fetch loop that fails ends the process, saying why (compose and Kubernetes start it again; `make run`
+        stops, saying so), rather than serve on while its partitions are read by no one."""
+        if not task.cancelled() and task.exception() is not None:
+            log.critical("%s failed: the service stops", task.get_name(), exc_info=task.exception())
+            app.stop()
 
     @app.before_server_stop
     async def stop_consumers(app: Sanic) -> None:

@@ -33,6 +33,10 @@ TOKEN_REFRESH = 600.0  # seconds
 # machine's 2 cores, then timed out the probes of processes it restarted (seed 21: 16,239 PoolTimeouts).
 RETRY_PAUSE = 0.5
 MAX_RETRY_PAUSE = 8.0
+# Requests sent at once, one connection each; the others wait their turn in the client, in a semaphore's O(1) queue
+# rather than httpcore's pool, which scans its connections for every queued request: with thousands queued while
+# the system was slow, the client spent most of a core there and timed out its own requests (PoolTimeout).
+IN_FLIGHT = 200
 GIVE_UP_AFTER = 120.0  # seconds a request is sent again before the client gives up (counted, and checked)
 
 
@@ -70,6 +74,7 @@ class Shop:
         self.plans = OrderPlans(seed, CUSTOMERS, PRODUCTS, rates)
         self.rng = random.Random(f"{seed}:admin")
         self.jitter = random.Random(f"{seed}:retry")
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
         self.tally = Tally()
         self.customers: list[dict[str, str]] = []
         self.products: list[str] = []
@@ -170,7 +175,8 @@ class Shop:
         give_up = time.monotonic() + GIVE_UP_AFTER
         for attempt in itertools.count():
             try:
-                response = await self.api.request(method, path, **arguments)
+                async with self._in_flight:
+                    response = await self.api.request(method, path, **arguments)
             except httpx.HTTPError as error:
                 self.tally.answers[(request, type(error).__name__)] += 1
             else:

@@ -15,7 +15,7 @@ import httpx
 
 from common.database import asyncpg_dsn
 from saga.models import TERMINAL_STATES
-from soak.load import Shop
+from soak.load import IN_FLIGHT, Shop
 from soak.nemesis import Nemesis
 from soak.schedule import faults
 from tests.cluster import Cluster, eventually
@@ -58,7 +58,8 @@ async def soak(settings: SoakSettings, logs: Path) -> dict:
         targets = sorted(cluster.processes)
         brokers = [name for name in targets if name.split(".")[0] == "broker"]
         schedule = faults(settings.seed, settings.seconds, targets, brokers, long_outage=settings.step_budget * 1.3)
-        limits = httpx.Limits(max_connections=200)
+        # Every connection kept alive (httpx keeps 20 by default: the others were opened and closed per request).
+        limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
         async with httpx.AsyncClient(base_url=cluster.api, timeout=10, limits=limits) as api:
             shop = Shop(api, settings.seed, settings.payment_timeout, settings.rates)
             await shop.open(run_id=uuid.uuid4().hex[:8])
