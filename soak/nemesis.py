@@ -16,6 +16,7 @@ class Nemesis:
     def __init__(self, cluster: Cluster, schedule: list[Fault]) -> None:
         self.cluster, self.schedule = cluster, schedule
         self.injected: list[dict] = []
+        self.crashed: list[dict] = []  # processes that exited without being killed here: each one a bug
         self._paused: set[str] = set()
         self._killed: set[str] = set()
 
@@ -24,9 +25,9 @@ class Nemesis:
         return dict(Counter(fault["kind"] for fault in self.injected))
 
     async def run(self, seconds: float) -> None:
-        """Each fault at its moment (faults overlap: each runs as its own task)."""
+        """Each fault at its moment (faults overlap: each runs as its own task), while crashes are watched for."""
         started = time.monotonic()
-        running = []
+        running = [asyncio.create_task(self._watch_for_crashes(started, seconds))]
         for fault in self.schedule:
             if fault.at >= seconds:
                 break
@@ -59,6 +60,23 @@ class Nemesis:
         self.injected.append(
             {"at": at, "kind": str(fault.kind), "targets": list(fault.targets), "seconds": fault.duration}
         )
+
+    async def _watch_for_crashes(self, started: float, seconds: float) -> None:
+        """A process that exits by itself is recorded and started again, as a supervisor would (compose's restart
+        policy, Kubernetes): the run goes on, and the report names the crash."""
+        while time.monotonic() - started < seconds:
+            await self.restart_crashed(started)
+            await asyncio.sleep(1)
+
+    async def restart_crashed(self, started: float) -> None:
+        for name, server in self.cluster.processes.items():
+            if name in self._killed or server.process is None or server.process.poll() is None:
+                continue
+            at = round(time.monotonic() - started, 1)
+            self.crashed.append({"at": at, "target": name, "exit_code": server.process.returncode})
+            print(f"  nemesis {at:6.1f} s: {name} exited by itself ({server.process.returncode}); started again")
+            self._killed.add(name)
+            await self._start_again(name)
 
     async def _start_again(self, name: str) -> None:
         """Started again as an operator would, retried until it runs (a service waits for PostgreSQL if that is

@@ -68,10 +68,13 @@ async def soak(settings: SoakSettings, logs: Path) -> dict:
             load_started = time.monotonic()
             await asyncio.gather(shop.run(settings.seconds), nemesis.run(settings.seconds))
             await nemesis.heal()
+            await nemesis.restart_crashed(load_started)
             loaded = time.monotonic() - load_started
             await _every_saga_ended(cluster)
             invariants, settled = await settle(cluster, timeout=SETTLE_TIMEOUT)
             invariants += await _client_invariants(cluster, shop)
+            crashes = [f"{crash['target']} at {crash['at']} s" for crash in nemesis.crashed]
+            invariants.append(Invariant("no process exited by itself", not crashes, ", ".join(crashes) or "none"))
             orders = await _orders_by_state(cluster)
         held = all(invariant.held for invariant in invariants)
         if not held:
@@ -86,6 +89,7 @@ async def soak(settings: SoakSettings, logs: Path) -> dict:
             "load": shop.tally.as_dict(),
             "faults_by_kind": nemesis.by_kind,
             "faults": nemesis.injected,
+            "crashed": nemesis.crashed,
             "invariants": [invariant.as_dict() for invariant in invariants],
             "held": held,
             "logs": None if held else str(logs),
