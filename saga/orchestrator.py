@@ -105,7 +105,7 @@ class Orchestrator:
         if move.saga.state == SagaState.AWAITING_PAYMENT:
             move.finish_step(StepState.SUCCEEDED)
             self._enter(move, SagaState.CONFIRMING)
-        elif move.saga.state == SagaState.RESERVING:
+        elif _reservation_to_come(move.saga):
             move.saga.paid = True  # confirmed as soon as the reservation succeeds
         await self._save(connection, move)
 
@@ -300,6 +300,15 @@ def _awaits_reply(move: Move, state: SagaState) -> bool:
     if saga.state == SagaState.FAILED and saga.failed_in == state:
         saga.state, saga.failed_in, saga.reason = state, None, None
     return saga.state == state
+
+
+def _reservation_to_come(saga: Saga) -> bool:
+    """The reservation is under way, or failed and will be tried again. A payment then must be remembered: ignored
+    in a FAILED saga, it left the saga to reach AWAITING_PAYMENT later without it, and at the deadline order_svc,
+    the order paid, cancelled nothing: the saga waited for ever, the stock held, a paid order unconfirmed (a soak,
+    seed 21: 21 orders)."""
+    resumes_in = saga.failed_in or SagaState.RESERVING  # as _retry resumes it
+    return saga.state == SagaState.RESERVING or (saga.state == SagaState.FAILED and resumes_in == SagaState.RESERVING)
 
 
 def _rejected(saga: Saga) -> bool:

@@ -191,6 +191,22 @@ async def test_a_failed_saga_is_retried_automatically_and_a_late_reply_still_cou
     assert (await saga_of(order_id)).state == SagaState.AWAITING_PAYMENT
 
 
+async def test_a_payment_while_the_reservation_failed_confirms_once_the_retry_reserves(client):
+    """Paid while the reservation had FAILED (stock away): the retry reserves, and the saga confirms at once rather
+    than wait for a payment that came already (found by a soak: 21 paid orders waited for ever, their stock held)."""
+    saga = orchestrator(step_timeout=0.01, step_max_attempts=1, failed_retry_delay=0.05)
+    order_id = await place(saga)
+    await relay_publishes()
+    await asyncio.sleep(0.05)
+    await handle_due_sagas(saga)
+    assert (await saga_of(order_id)).state == SagaState.FAILED
+    await run(saga.order_paid, order_id)
+    await asyncio.sleep(0.1)  # past the retry's due time
+    assert await handle_due_sagas(saga) == 1
+    await run(saga.stock_reserved, order_id)
+    assert (await saga_of(order_id)).state == SagaState.CONFIRMING
+
+
 async def test_duplicates_change_nothing(client):
     saga = orchestrator()
     order_id = await place(saga)
