@@ -44,7 +44,7 @@ def free_port() -> int:
     """A port that nothing listens on, not handed out before by this process, and below the kernel's range for
     outgoing connections (ip_local_port_range): a client's connection could take a port of that range while its
     server is not yet started, or is stopped by a test that restarts it on the same port."""
-    first_outgoing = _outgoing_ports()[0]
+    first_outgoing = _first_outgoing_port()
     while True:
         port = random.randrange(10_000, first_outgoing) if first_outgoing > 11_000 else 0
         with socket.socket() as probe:
@@ -59,12 +59,11 @@ def free_port() -> int:
 
 
 @functools.cache
-def _outgoing_ports() -> tuple[int, int]:
+def _first_outgoing_port() -> int:
     try:
-        first, last = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except OSError:  # not Linux: the kernel's own pick (port 0) then
-        return 0, 0
-    return int(first), int(last)
+        return 0
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
