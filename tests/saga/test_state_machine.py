@@ -6,6 +6,7 @@ from datetime import timedelta
 from tortoise.transactions import in_transaction
 
 from saga.models import SagaState
+from saga.orchestrator import Orchestrator
 from saga.timer import handle_due_sagas
 from tests.saga.conftest import cause, commands, orchestrator, place, relay_publishes, run, saga_of
 
@@ -170,12 +171,7 @@ async def test_a_command_still_in_the_outbox_is_not_resent_and_its_wait_not_coun
 
 
 async def test_a_failed_saga_is_retried_automatically_and_a_late_reply_still_counts(client):
-    saga = orchestrator(step_timeout=0.01, step_max_attempts=1, failed_retry_delay=0.05)
-    order_id = await place(saga)
-    await relay_publishes()
-    await asyncio.sleep(0.05)
-    await handle_due_sagas(saga)
-    assert (await saga_of(order_id)).state == SagaState.FAILED
+    saga, order_id = await _reservation_failed()
 
     await asyncio.sleep(0.1)  # past the retry's due time
     assert await handle_due_sagas(saga) == 1
@@ -194,17 +190,23 @@ async def test_a_failed_saga_is_retried_automatically_and_a_late_reply_still_cou
 async def test_a_payment_while_the_reservation_failed_confirms_once_the_retry_reserves(client):
     """Paid while the reservation had FAILED (stock away): the retry reserves, and the saga confirms at once rather
     than wait for a payment that came already (found by a soak: 21 paid orders waited for ever, their stock held)."""
+    saga, order_id = await _reservation_failed()
+    await run(saga.order_paid, order_id)
+    await asyncio.sleep(0.1)  # past the retry's due time
+    assert await handle_due_sagas(saga) == 1
+    await run(saga.stock_reserved, order_id)
+    assert (await saga_of(order_id)).state == SagaState.CONFIRMING
+
+
+async def _reservation_failed() -> tuple[Orchestrator, str]:
+    """A saga whose one reservation command got no reply in time: FAILED, its automatic retry due in 0.05 s."""
     saga = orchestrator(step_timeout=0.01, step_max_attempts=1, failed_retry_delay=0.05)
     order_id = await place(saga)
     await relay_publishes()
     await asyncio.sleep(0.05)
     await handle_due_sagas(saga)
     assert (await saga_of(order_id)).state == SagaState.FAILED
-    await run(saga.order_paid, order_id)
-    await asyncio.sleep(0.1)  # past the retry's due time
-    assert await handle_due_sagas(saga) == 1
-    await run(saga.stock_reserved, order_id)
-    assert (await saga_of(order_id)).state == SagaState.CONFIRMING
+    return saga, order_id
 
 
 async def test_duplicates_change_nothing(client):
