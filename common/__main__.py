@@ -17,14 +17,16 @@ import logging
 import sys
 from pathlib import Path
 
+import asyncpg
 from aiokafka.errors import KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from common import dead_letters, tail
+from common.database import asyncpg_dsn
 from common.logs import configure_logging
 from common.settings import ServiceSettings
 from common.tokens import ensure_signing_key
-from common.topics import ALL_TOPICS, ensure_topics
+from common.topics import ALL_TOPICS, ensure_topics, started
 
 log = logging.getLogger("common")
 
@@ -42,13 +44,21 @@ async def create_topics(bootstrap_servers: str, timeout: float) -> None:
             await ensure_topics(bootstrap_servers, ALL_TOPICS, timeout=timeout)
 
 
-def show_dead_letters(arguments: argparse.Namespace, bootstrap_servers: str) -> None:
-    if arguments.redrive is None:
-        for letter in asyncio.run(dead_letters.dead_letters(arguments.database, arguments.limit)):
-            print(json.dumps(letter, default=str))
-        return
-    event_id = None if arguments.redrive == "all" else arguments.redrive
-    sent = asyncio.run(dead_letters.redrive(arguments.database, bootstrap_servers, event_id))
+async def show_dead_letters(arguments: argparse.Namespace, bootstrap_servers: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(arguments.database))
+    try:
+        if arguments.redrive is None:
+            for letter in await dead_letters.inbox_dead_letters(connection, arguments.limit):
+                print(json.dumps(letter, default=str))
+            return
+        event_id = None if arguments.redrive == "all" else arguments.redrive
+        producer = await started(lambda: dead_letters.redrive_producer(bootstrap_servers))
+        try:
+            sent = await dead_letters.redrive_inbox(connection, producer, event_id)
+        finally:
+            await producer.stop()
+    finally:
+        await connection.close()
     print(f"{len(sent)} dead letters sent back to their topics: {', '.join(sent) or 'none'}")
 
 
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     elif arguments.command == "tail":
         sys.exit(tail.main(arguments))
     elif arguments.command == "dead-letters":
-        show_dead_letters(arguments, settings.kafka_bootstrap_servers)
+        asyncio.run(show_dead_letters(arguments, settings.kafka_bootstrap_servers))
     else:
         existed = arguments.path.exists()
         ensure_signing_key(arguments.path)

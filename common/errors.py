@@ -69,6 +69,12 @@ class TooManyRequests(ApiError):
         super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
+class Unavailable(ApiError):
+    """A part the request needs (a database, the broker) cannot be reached: try again later."""
+
+    status, code = 503, "unavailable"
+
+
 def error_response(request: Request, status: int, code: str, message: str, **details: Any) -> HTTPResponse:
     body = {"error": code, "message": message, **details, "request_id": str(request.id)}
     return json(body, status=status)

@@ -3,23 +3,18 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, json
 from sanic_ext import Extend
 
-from common.auth import require_role
 from common.consumer import EventConsumer
-from common.dead_letters import dead_letters, redrive
 from common.errors import install_error_handlers
 from common.logs import configure_logging, correlation_id
 from common.metrics import register_metrics
 from common.settings import ServiceSettings
 from common.tokens import JwksKeys, TokenVerifier
-from common.validation import Schema, query_args
 
 log = logging.getLogger(__name__)
 
@@ -136,29 +131,6 @@ def run_in_background(app: Sanic, name: str, work: Callable[[], Awaitable[None]]
 
     app.after_server_start(start)
     app.before_server_stop(stop)
-
-
-def register_dead_letters(app: Sanic, database_url: str) -> None:
-    """The inbox's dead letters for admins (common/dead_letters.py), on the service's own port: `GET /dead-letters`
-    (`?limit=`, oldest first) and `POST /dead-letters/redrive` (`?event_id=`, else all). Each re-drive is logged
-    with the admin's id and the request id."""
-
-    @app.get("/dead-letters", name="inbox_dead_letters")
-    @require_role("admin")
-    async def list_dead_letters(request: Request) -> HTTPResponse:
-        limit = query_args(request, DeadLetterPage).limit
-        return json(await dead_letters(database_url, limit), default=str)
-
-    @app.post("/dead-letters/redrive", name="redrive_inbox_dead_letters")
-    @require_role("admin")
-    async def redrive_dead_letters(request: Request) -> HTTPResponse:
-        sent = await redrive(database_url, app.ctx.settings.kafka_bootstrap_servers, request.args.get("event_id"))
-        log.warning("admin %s re-drove inbox dead letters %s", request.ctx.principal.user_id, sent)
-        return json({"redriven": sent})
-
-
-class DeadLetterPage(Schema):
-    limit: Annotated[int, Field(ge=1, le=10_000)] = 100
 
 
 def run(app: Sanic, settings: ServiceSettings) -> None:

@@ -27,3 +27,15 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: float = Field(14.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
+
+
+class OutboxSettings(ServiceSettings):
+    """Where the outboxes are: the relay drains them, the operations service reports on and repairs them."""
+
+    # The PostgreSQL databases whose `outbox` table the relay drains, comma-separated.
+    outbox_database_urls: str = ""
+    # The MongoDB database whose `outbox` collection the relay drains (catalog_svc), e.g. mongodb://host/catalog.
+    outbox_mongo_url: str | None = None
+
+    def database_urls(self) -> list[str]:
+        return [url.strip() for url in self.outbox_database_urls.split(",") if url.strip()]

@@ -3,7 +3,7 @@ from sanic import Sanic
 from common.database import register_database
 from common.idempotency import idempotency_purge
 from common.retention import inbox_purge, register_purges
-from common.service import create_app, register_consumers, register_dead_letters
+from common.service import create_app, register_consumers
 from common.tokens import TokenVerifier
 from order_svc.handlers import order_consumers
 from order_svc.orders import DB
@@ -19,7 +19,6 @@ def create_order_app(settings: OrderSettings, token_verifier: TokenVerifier | No
     Its consumers run when `settings.consume_events` is on."""
     app = create_app(NAME, "Order service", settings, token_verifier)
     register_database(app, settings.database_url, NAME)
-    register_dead_letters(app, settings.database_url)
     if settings.consume_events:
         register_consumers(app, lambda: order_consumers(settings))
         register_orphan_reconciler(app, settings.orphan_after, settings.orphan_check_interval)

@@ -204,6 +204,19 @@ async def orders_of(user_id: int, page: Page) -> list[tuple[Order, list[OrderIte
     return [(order, list(order.items)) for order in orders]
 
 
+async def orphans(page: Page) -> list[tuple[Order, list[OrderItem]]]:
+    """Pending orders whose order.placed the reconciler had to publish again (order_svc/reconciler.py), the latest
+    first: orders that no saga settled in time. Read through the partial index of pending orders."""
+    orders = (
+        await Order.filter(status=OrderStatus.PENDING, placed_again_at__isnull=False)
+        .order_by("-placed_again_at", "-id")
+        .offset(page.skip)
+        .limit(page.limit)
+        .prefetch_related(_items_in_order())
+    )
+    return [(order, list(order.items)) for order in orders]
+
+
 async def find_order(principal: Principal, order_id: str) -> tuple[Order, list[OrderItem]]:
     """The order, if the caller owns it or is an admin; 404 otherwise (others' orders are not revealed)."""
     order = await _visible_orders(principal, order_id).prefetch_related(_items_in_order()).first()

@@ -1,3 +1,5 @@
+import logging
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
 from sanic_ext import openapi
@@ -7,6 +9,8 @@ from common.idempotency import HEADER, KEY_DESCRIPTION, keyed
 from common.validation import json_body, openapi_body, query_args
 from order_svc import orders
 from order_svc.schemas import NewOrder, Page, StatusChange, order_view
+
+log = logging.getLogger(__name__)
 
 # Placing an order needs the user role; reading and changing one needs its owner or an admin (others get 404).
 order_routes = Blueprint("orders", url_prefix="/api/v1/orders")
@@ -36,6 +40,17 @@ async def list_orders(request: Request) -> HTTPResponse:
     return json([order_view(*order) for order in await orders.orders_of(request.ctx.principal.user_id, page)])
 
 
+@order_routes.get("/orphans")
+@openapi.parameter("skip", int, "query")
+@openapi.parameter("limit", int, "query")
+@openapi.response(200, description="Pending orders the reconciler published again, latest first (admins)")
+@openapi.secured("bearer")
+@require_role("admin")
+async def list_orphans(request: Request) -> HTTPResponse:
+    found = await orders.orphans(query_args(request, Page))
+    return json([{**order_view(*order), "placed_again_at": order[0].placed_again_at.isoformat()} for order in found])
+
+
 @order_routes.get("/<order_id:str>")
 @openapi.secured("bearer")
 @authenticated
@@ -58,5 +73,8 @@ async def change_status(request: Request, order_id: str) -> HTTPResponse:
 @openapi.secured("bearer")
 @authenticated
 async def cancel_order(request: Request, order_id: str) -> HTTPResponse:
-    await orders.cancel_order(request.ctx.principal, order_id)
+    principal = request.ctx.principal
+    await orders.cancel_order(principal, order_id)
+    if principal.is_admin:  # an operator's action (the console's stuck orders), on the record
+        log.warning("admin %s cancelled order %s", principal.user_id, order_id)
     return empty()

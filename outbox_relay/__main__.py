@@ -6,12 +6,13 @@ import json
 from datetime import datetime
 
 from common.service import run
-from outbox_relay.app import build_outboxes, create_relay_app
+from outbox_relay.app import create_relay_app
+from outbox_relay.outboxes import outbox_stores
 from outbox_relay.settings import RelaySettings
 
 
 async def replay(settings: RelaySettings, since: datetime) -> None:
-    for outbox in build_outboxes(settings):
+    for outbox in outbox_stores(settings):
         await outbox.open()
         try:
             print(f"{outbox.name}: {await outbox.replay(since)} events will be published again")
@@ -20,7 +21,7 @@ async def replay(settings: RelaySettings, since: datetime) -> None:
 
 
 async def dead_letters(settings: RelaySettings, redrive: str | None) -> None:
-    for outbox in build_outboxes(settings):
+    for outbox in outbox_stores(settings):
         await outbox.open()
         try:
             if redrive is None:

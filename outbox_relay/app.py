@@ -1,14 +1,13 @@
-"""The relay's process: the drain loops in the background, and a small HTTP surface for operators."""
+"""The relay's process: the drain loops in the background; health, readiness and metrics over HTTP (the operations
+service, operations/, serves what operators act on)."""
 
 import asyncio
 import logging
 
-from sanic import Request, Sanic
-from sanic.response import HTTPResponse, json
+from sanic import Sanic
 
-from common.errors import NotFound
 from common.service import create_app
-from outbox_relay.postgres_outbox import PostgresOutbox
+from outbox_relay.outboxes import drained_outboxes
 from outbox_relay.publisher import Publisher
 from outbox_relay.relay import Relay
 from outbox_relay.settings import RelaySettings
@@ -17,19 +16,10 @@ NAME = "outbox_relay"
 log = logging.getLogger(__name__)
 
 
-def build_outboxes(settings: RelaySettings) -> list:
-    outboxes: list = [PostgresOutbox(url) for url in settings.database_urls()]
-    if settings.outbox_mongo_url:
-        from outbox_relay.mongo_outbox import MongoOutbox
-
-        outboxes.append(MongoOutbox(settings.outbox_mongo_url))
-    return outboxes
-
-
 def create_relay_app(settings: RelaySettings) -> Sanic:
     app = create_app(NAME, "Outbox relay", settings)
     publisher = Publisher(settings.kafka_bootstrap_servers)
-    relay = Relay(build_outboxes(settings), publisher, settings, app.ctx.metrics.registry)
+    relay = Relay(drained_outboxes(settings), publisher, settings, app.ctx.metrics.registry)
     app.ctx.relay = relay
 
     async def outboxes_reachable() -> bool:
@@ -63,18 +53,5 @@ def create_relay_app(settings: RelaySettings) -> Sanic:
         await relay.publisher.stop()
         for outbox in relay.outboxes:
             await outbox.close()
-
-    @app.get("/dead-letters")
-    async def dead_letters(request: Request) -> HTTPResponse:
-        found = await asyncio.gather(*(outbox.dead_letters() for outbox in relay.outboxes))
-        return json([letter for letters in found for letter in letters], default=str)
-
-    @app.post("/dead-letters/<outbox_name>/redrive")
-    async def redrive(request: Request, outbox_name: str) -> HTTPResponse:
-        """Re-drive every dead letter of an outbox, or one: `?event_id=...`."""
-        outbox = next((o for o in relay.outboxes if o.name == outbox_name), None)
-        if outbox is None:
-            raise NotFound(f"No outbox named {outbox_name}")
-        return json({"redriven": await outbox.redrive(request.args.get("event_id"))})
 
     return app

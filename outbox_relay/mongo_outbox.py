@@ -28,7 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from common.mongo_outbox import OUTBOX, OUTBOX_DEAD_LETTER, ensure_outbox_indexes, next_outbox_position
-from outbox_relay.records import Failure, OutboxRecord
+from outbox_relay.records import Failure, OutboxRecord, OutboxStats
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,10 @@ _LEASE_ID = "outbox"
 _CHANGE_STREAMS_UNSUPPORTED = {40573, 40324, 59, 115}
 
 
-class MongoOutbox:
-    """One MongoDB database's outbox; the database is the path of the URL (mongodb://host:27017/catalog)."""
-
-    lease_seconds = 10.0
-    poll_interval = 0.1  # how often to look for new events when the server offers no change stream
-    # A change stream read that returns empty sooner than this did not wait on the server (nx-27017 ignores
-    # maxAwaitTimeMS): pause before the next read rather than spin. Catalog events are an admin's product changes,
-    # rare: at 50 ms the reads cost the idle local stack 3% of a core (relay and nx-27017), at 200 ms under 1%.
-    min_stream_wait = 0.2
+class MongoOutboxStore:
+    """One MongoDB database's outbox as operators see it: its figures, its dead letters, purge and replay. The
+    database is the path of the URL (mongodb://host:27017/catalog). The relay's drain (MongoOutbox) adds the change
+    stream, the lease and the claim."""
 
     def __init__(self, mongo_url: str) -> None:
         database = uri_parser.parse_uri(mongo_url)["database"]
@@ -55,15 +50,9 @@ class MongoOutbox:
             raise ValueError("the outbox's MongoDB URL must name the database, e.g. mongodb://host:27017/catalog")
         self.url = mongo_url
         self.name = database
-        self.owner = uuid.uuid4().hex  # this relay instance, as the lease names it
         self._client: AsyncMongoClient | None = None
         self._database: AsyncDatabase | None = None
         self._opening = asyncio.Lock()
-        self._claiming = asyncio.Lock()
-        self._leading = False
-        self._wake = asyncio.Event()
-        self._watching = False
-        self._watcher: asyncio.Task | None = None
 
     @property
     def _outbox(self) -> AsyncCollection:
@@ -90,6 +79,97 @@ class MongoOutbox:
             database = self._client[self.name]
             await ensure_outbox_indexes(database)
             self._database = database
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._client = self._database = None
+
+    async def pending(self) -> int:
+        return await self._count(OUTBOX, {"published_at": None})
+
+    async def stats(self) -> OutboxStats:
+        """Four index lookups (the count command has no way to combine them)."""
+        oldest = await self._outbox.find_one({"published_at": None}, {"created_at": 1}, sort=[("position", ASCENDING)])
+        now = datetime.now(UTC)
+        return OutboxStats(
+            unpublished=await self.pending(),
+            oldest_unpublished_seconds=max((now - oldest["created_at"]).total_seconds(), 0.0) if oldest else 0.0,
+            published_last_minute=await self._count(OUTBOX, {"published_at": {"$gt": now - timedelta(minutes=1)}}),
+            dead_letters=await self._count(OUTBOX_DEAD_LETTER, {}),
+        )
+
+    async def _count(self, collection: str, query: dict[str, Any]) -> int:
+        # The count command, not count_documents (an aggregation): nx-27017's $match does not match a null field
+        # the way find does.
+        assert self._database is not None, "open() the outbox first"
+        return (await self._database.command("count", collection, query=query))["n"]
+
+    async def purge(self, older_than_seconds: float) -> int:
+        """Delete published records older than the retention window."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        result = await self._outbox.delete_many({"published_at": {"$lt": cutoff}})
+        return result.deleted_count
+
+    async def replay(self, since: datetime) -> int:
+        """Mark records published since `since` unpublished again: the relay publishes them once more."""
+        result = await self._outbox.update_many({"published_at": {"$gte": since}}, {"$set": {"published_at": None}})
+        return result.modified_count
+
+    async def dead_letters(self, limit: int = 100, event_type: str | None = None) -> list[dict[str, Any]]:
+        """The oldest `limit` dead letters (of one event type, when given), payload and headers included."""
+        cursor = self._dead_letters.find(_selector(None, event_type)).sort("dead_at", ASCENDING).limit(limit)
+        return [{"id": letter.pop("_id"), **letter, "store": self.name} async for letter in cursor]
+
+    async def redrive(self, event_id: str | None = None, event_type: str | None = None) -> int:
+        """Move dead letters (one, those of an event type, or all) back into the outbox, at its end, with their
+        attempts reset."""
+        assert self._client is not None, "open() the outbox first"
+        ids = [letter["_id"] async for letter in self._dead_letters.find(_selector(event_id, event_type), {"_id": 1})]
+        moved = 0
+        for letter_id in ids:  # one transaction each: a letter may be as large as a message
+            async with self._client.start_session() as session:
+                moved += await session.with_transaction(partial(self._redrive_one, letter_id=letter_id))
+        return moved
+
+    async def _redrive_one(self, session: AsyncClientSession, letter_id: str) -> int:
+        assert self._database is not None
+        letter = await self._dead_letters.find_one_and_delete({"_id": letter_id}, session=session)
+        if letter is None:
+            return 0  # re-driven meanwhile by another operator
+        del letter["dead_at"]
+        letter.update(
+            position=await next_outbox_position(self._database, session),
+            published_at=None,
+            attempts=0,
+            last_error=None,
+        )
+        await self._outbox.insert_one(letter, session=session)
+        return 1
+
+
+class MongoOutbox(MongoOutboxStore):
+    """The outbox as the relay drains it: one relay at a time, under the lease."""
+
+    lease_seconds = 10.0
+    poll_interval = 0.1  # how often to look for new events when the server offers no change stream
+    # A change stream read that returns empty sooner than this did not wait on the server (nx-27017 ignores
+    # maxAwaitTimeMS): pause before the next read rather than spin. Catalog events are an admin's product changes,
+    # rare: at 50 ms the reads cost the idle local stack 3% of a core (relay and nx-27017), at 200 ms under 1%.
+    min_stream_wait = 0.2
+
+    def __init__(self, mongo_url: str) -> None:
+        super().__init__(mongo_url)
+        self.owner = uuid.uuid4().hex  # this relay instance, as the lease names it
+        self._claiming = asyncio.Lock()
+        self._leading = False
+        self._wake = asyncio.Event()
+        self._watching = False
+        self._watcher: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        await super().open()
+        if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_inserts(), name=f"outbox watch {self.name}")
 
     async def close(self) -> None:
@@ -101,9 +181,8 @@ class MongoOutbox:
                 await self._database[LEASES].delete_one({"_id": _LEASE_ID, "owner": self.owner})
             except PyMongoError as error:
                 log.warning("could not release the lease on %s: %s", self.name, error)
-        if self._client is not None:
-            await self._client.close()
-        self._client = self._database = self._watcher = None
+        await super().close()
+        self._watcher = None
         self._leading = False
 
     async def wait_for_events(self, timeout: float) -> None:
@@ -183,66 +262,6 @@ class MongoOutbox:
             records.append(record)
         return records
 
-    async def pending(self) -> int:
-        return await self._count(OUTBOX, {"published_at": None})
-
-    async def oldest_pending_age(self) -> float:
-        oldest = await self._outbox.find_one({"published_at": None}, {"created_at": 1}, sort=[("position", ASCENDING)])
-        if oldest is None:
-            return 0.0
-        return max((datetime.now(UTC) - oldest["created_at"]).total_seconds(), 0.0)
-
-    async def dead_letter_count(self) -> int:
-        return await self._count(OUTBOX_DEAD_LETTER, {})
-
-    async def _count(self, collection: str, query: dict[str, Any]) -> int:
-        # The count command, not count_documents (an aggregation): nx-27017's $match does not match a null field
-        # the way find does.
-        assert self._database is not None, "open() the outbox first"
-        return (await self._database.command("count", collection, query=query))["n"]
-
-    async def purge(self, older_than_seconds: float) -> int:
-        """Delete published records older than the retention window."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-        result = await self._outbox.delete_many({"published_at": {"$lt": cutoff}})
-        return result.deleted_count
-
-    async def replay(self, since: datetime) -> int:
-        """Mark records published since `since` unpublished again: the relay publishes them once more."""
-        result = await self._outbox.update_many({"published_at": {"$gte": since}}, {"$set": {"published_at": None}})
-        return result.modified_count
-
-    async def dead_letters(self, limit: int = 100) -> list[dict]:
-        fields = ("aggregate_type", "aggregate_id", "event_type", "topic", "attempts", "last_error", "created_at")
-        cursor = self._dead_letters.find({}, dict.fromkeys((*fields, "dead_at"), 1)).sort("dead_at", ASCENDING)
-        return [{"id": letter.pop("_id"), **letter, "database": self.name} async for letter in cursor.limit(limit)]
-
-    async def redrive(self, event_id: str | None = None) -> int:
-        """Move dead letters (one, or all) back into the outbox, at its end, with their attempts reset."""
-        assert self._client is not None and self._database is not None, "open() the outbox first"
-        selector = {} if event_id is None else {"_id": event_id}
-        ids = [letter["_id"] async for letter in self._dead_letters.find(selector, {"_id": 1})]
-        moved = 0
-        for letter_id in ids:  # one transaction each: a letter may be as large as a message
-            async with self._client.start_session() as session:
-                moved += await session.with_transaction(partial(self._redrive_one, letter_id=letter_id))
-        return moved
-
-    async def _redrive_one(self, session: AsyncClientSession, letter_id: str) -> int:
-        assert self._database is not None
-        letter = await self._dead_letters.find_one_and_delete({"_id": letter_id}, session=session)
-        if letter is None:
-            return 0  # re-driven meanwhile by another operator
-        del letter["dead_at"]
-        letter.update(
-            position=await next_outbox_position(self._database, session),
-            published_at=None,
-            attempts=0,
-            last_error=None,
-        )
-        await self._outbox.insert_one(letter, session=session)
-        return 1
-
 
 class MongoBatch:
     def __init__(self, client: AsyncMongoClient, database: AsyncDatabase, records: list[OutboxRecord]) -> None:
@@ -285,6 +304,13 @@ class MongoBatch:
         if documents:
             await self._database[OUTBOX_DEAD_LETTER].insert_many(documents, session=session)
         await outbox.delete_many({"_id": {"$in": ids}}, session=session)
+
+
+def _selector(event_id: str | None, event_type: str | None) -> dict[str, str]:
+    return {
+        **({} if event_id is None else {"_id": event_id}),
+        **({} if event_type is None else {"event_type": event_type}),
+    }
 
 
 def _record(document: dict[str, Any]) -> OutboxRecord:

@@ -22,6 +22,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,7 +30,7 @@ import orjson
 
 from common.database import PooledConnection, asyncpg_dsn
 from common.outbox import OUTBOX_CHANNEL
-from outbox_relay.records import Failure, OutboxRecord
+from outbox_relay.records import Failure, OutboxRecord, OutboxStats
 
 log = logging.getLogger(__name__)
 
@@ -64,81 +65,65 @@ ORDER BY o.position
 LIMIT $2
 """
 
+_STATS = """
+SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unpublished,
+       (SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL) AS oldest_age,
+       (SELECT count(*) FROM outbox WHERE published_at > now() - interval '1 minute') AS published_last_minute,
+       (SELECT count(*) FROM outbox_dead_letter) AS dead_letters
+"""
 
-class PostgresOutbox:
-    """One service database's outbox. `claim()` is safe to call from many tasks and many relays at once."""
+
+class PostgresOutboxStore:
+    """One service database's outbox as operators see it: its figures, its dead letters, purge and replay. Opens a
+    small pool only; the relay's drain (PostgresOutbox) adds the listener and the claim."""
 
     def __init__(self, database_url: str, pool_size: int = 4) -> None:
         self.dsn = asyncpg_dsn(database_url)
         self.name = urlsplit(self.dsn).path.lstrip("/")
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
-        self._wake = asyncio.Event()
+        self._opening = asyncio.Lock()
 
     @property
     def is_open(self) -> bool:
         return self._pool is not None
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "open() the outbox first"
+        return self._pool
+
     async def open(self) -> None:
         """Connect (idempotent). Fails while the service has not created its database yet: the caller retries."""
-        if self._pool is None:
-            self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self._pool_size, connection_class=PooledConnection
-            )
-        if self._listener is None or self._listener.is_closed():
-            await self._listen()
-
-    async def _listen(self) -> None:
-        self._listener = await asyncpg.connect(self.dsn)
-        await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
-        self._listener.add_termination_listener(lambda *_: self._wake.set())
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self._pool_size, connection_class=PooledConnection
+                )
 
     async def close(self) -> None:
-        if self._listener is not None:
-            await self._listener.close()
         if self._pool is not None:
             await self._pool.close()
-        self._pool = self._listener = None
-
-    async def wait_for_events(self, timeout: float) -> None:
-        """Return on the next NOTIFY from a committed outbox insert, or after `timeout` s (the fallback poll)."""
-        if self._listener is None or self._listener.is_closed():
-            try:
-                await self._listen()
-            except (OSError, asyncpg.PostgresError) as error:
-                log.warning("cannot LISTEN on %s: %s", self.name, error)
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._wake.clear()
-
-    @asynccontextmanager
-    async def claim(self, aggregates: int, limit: int) -> AsyncIterator["PostgresBatch"]:
-        """Lock the next rows (at most `limit`, of at most `aggregates` aggregates) until the block ends."""
-        assert self._pool is not None
-        async with self._pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(_CLAIM, aggregates, limit)
-            yield PostgresBatch(connection, [_record(row) for row in rows])
+        self._pool = None
 
     async def pending(self) -> int:
-        assert self._pool is not None
-        return await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return await self.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
 
-    async def oldest_pending_age(self) -> float:
-        assert self._pool is not None
-        age = await self._pool.fetchval(
-            "SELECT extract(epoch FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL"
+    async def stats(self) -> OutboxStats:
+        """One statement, each figure an index lookup (unpublished rows, published_at) or a small table's count."""
+        row = await self.pool.fetchrow(_STATS)
+        return OutboxStats(
+            unpublished=row["unpublished"],
+            oldest_unpublished_seconds=float(row["oldest_age"] or 0.0),
+            published_last_minute=row["published_last_minute"],
+            dead_letters=row["dead_letters"],
         )
-        return float(age or 0.0)
 
     async def purge(self, older_than_seconds: float, batch: int = 5000) -> int:
         """Delete published rows older than the retention window, `batch` rows per statement."""
-        assert self._pool is not None
         total = 0
         while True:
-            status = await self._pool.execute(
+            status = await self.pool.execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE published_at IS NOT NULL"
                 " AND published_at < now() - make_interval(secs => $1) LIMIT $2)",
                 older_than_seconds,
@@ -151,29 +136,30 @@ class PostgresOutbox:
 
     async def replay(self, since: datetime) -> int:
         """Mark rows published since `since` unpublished again: the relay publishes them once more."""
-        assert self._pool is not None
-        status = await self._pool.execute("UPDATE outbox SET published_at = NULL WHERE published_at >= $1", since)
+        status = await self.pool.execute("UPDATE outbox SET published_at = NULL WHERE published_at >= $1", since)
         return int(status.split()[-1])
 
-    async def dead_letters(self, limit: int = 100) -> list[dict]:
-        assert self._pool is not None
-        rows = await self._pool.fetch(
-            "SELECT id::text, aggregate_type, aggregate_id, event_type, topic, attempts, last_error, created_at,"
-            " dead_at FROM outbox_dead_letter ORDER BY dead_at LIMIT $1",
+    async def dead_letters(self, limit: int = 100, event_type: str | None = None) -> list[dict[str, Any]]:
+        """The oldest `limit` dead letters (of one event type, when given), payload and headers included."""
+        rows = await self.pool.fetch(
+            "SELECT id::text, aggregate_type, aggregate_id, event_type, topic, payload::text AS payload,"
+            " headers::text AS headers, attempts, last_error, created_at, dead_at FROM outbox_dead_letter"
+            " WHERE $2::text IS NULL OR event_type = $2 ORDER BY dead_at LIMIT $1",
             limit,
+            event_type,
         )
-        return [{**dict(row), "database": self.name} for row in rows]
+        decoded = ({"payload": orjson.loads(row["payload"]), "headers": orjson.loads(row["headers"])} for row in rows)
+        return [{**row, **fields, "store": self.name} for row, fields in zip(rows, decoded, strict=True)]
 
-    async def dead_letter_count(self) -> int:
-        assert self._pool is not None
-        return await self._pool.fetchval("SELECT count(*) FROM outbox_dead_letter")
-
-    async def redrive(self, event_id: str | None = None) -> int:
-        """Move dead letters (one, or all) back into the outbox, at its end, with their attempts reset."""
-        assert self._pool is not None
-        async with self._pool.acquire() as connection, connection.transaction():
+    async def redrive(self, event_id: str | None = None, event_type: str | None = None) -> int:
+        """Move dead letters (one, those of an event type, or all) back into the outbox, at its end, with their
+        attempts reset."""
+        async with self.pool.acquire() as connection, connection.transaction():
             moved = await connection.fetch(
-                "DELETE FROM outbox_dead_letter WHERE $1::uuid IS NULL OR id = $1::uuid RETURNING *", event_id
+                "DELETE FROM outbox_dead_letter WHERE ($1::text IS NULL OR id::text = $1)"
+                " AND ($2::text IS NULL OR event_type = $2) RETURNING *",
+                event_id,
+                event_type,
             )
             await connection.executemany(
                 "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, topic, payload, headers,"
@@ -193,6 +179,51 @@ class PostgresOutbox:
                 ],
             )
         return len(moved)
+
+
+class PostgresOutbox(PostgresOutboxStore):
+    """The outbox as the relay drains it. `claim()` is safe to call from many tasks and many relays at once."""
+
+    def __init__(self, database_url: str, pool_size: int = 4) -> None:
+        super().__init__(database_url, pool_size)
+        self._listener: asyncpg.Connection | None = None
+        self._wake = asyncio.Event()
+
+    async def open(self) -> None:
+        await super().open()
+        if self._listener is None or self._listener.is_closed():
+            await self._listen()
+
+    async def _listen(self) -> None:
+        self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        self._listener.add_termination_listener(lambda *_: self._wake.set())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        self._listener = None
+        await super().close()
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """Return on the next NOTIFY from a committed outbox insert, or after `timeout` s (the fallback poll)."""
+        if self._listener is None or self._listener.is_closed():
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("cannot LISTEN on %s: %s", self.name, error)
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    @asynccontextmanager
+    async def claim(self, aggregates: int, limit: int) -> AsyncIterator["PostgresBatch"]:
+        """Lock the next rows (at most `limit`, of at most `aggregates` aggregates) until the block ends."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(_CLAIM, aggregates, limit)
+            yield PostgresBatch(connection, [_record(row) for row in rows])
 
 
 class PostgresBatch:

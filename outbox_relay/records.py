@@ -44,3 +44,13 @@ class Failure:
     record: OutboxRecord
     error: str
     transient: bool  # the broker's fault (down, timed out), not the record's: not counted as an attempt
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """An outbox's figures for operators: its backlog, its throughput and what it gave up on."""
+
+    unpublished: int
+    oldest_unpublished_seconds: float  # 0 when nothing waits
+    published_last_minute: int
+    dead_letters: int

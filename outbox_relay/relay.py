@@ -10,13 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-import asyncpg
 from prometheus_client import CollectorRegistry
-from pymongo.errors import PyMongoError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from outbox_relay.metrics import RelayMetrics
+from outbox_relay.outboxes import STORE_ERRORS
 from outbox_relay.publisher import BrokerUnavailable, Publisher, PublishResult
+from outbox_relay.records import OutboxStats
 from outbox_relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
@@ -39,16 +39,12 @@ class OutboxSource(Protocol):
     async def wait_for_events(self, timeout: float) -> None: ...
     def claim(self, aggregates: int, limit: int): ...  # async context manager yielding a batch
     async def pending(self) -> int: ...
-    async def oldest_pending_age(self) -> float: ...
-    async def dead_letter_count(self) -> int: ...
+    async def stats(self) -> OutboxStats: ...
     async def purge(self, older_than_seconds: float) -> int: ...
 
 
 # What a drain loop backs off on and retries: the broker, a record, or a database (PostgreSQL or MongoDB) failing.
-# asyncpg raises InternalClientError ("another operation is in progress") for a pooled connection that PostgreSQL
-# terminated in the middle of an operation, as it does when it shuts down.
-_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, PyMongoError)
-_RETRYABLE = (BrokerUnavailable, RecordsFailed, *_STORE_ERRORS)
+_RETRYABLE = (BrokerUnavailable, RecordsFailed, *STORE_ERRORS)
 _BACKOFF = wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05)  # 50 ms doubling to 5 s
 
 
@@ -173,18 +169,19 @@ class Relay:
                 try:
                     if purged := await outbox.purge(retention):
                         log.info("purged %d published rows from %s", purged, outbox.name)
-                except _STORE_ERRORS as error:
+                except STORE_ERRORS as error:
                     log.warning("purging %s failed: %s", outbox.name, error)
             await asyncio.sleep(self.settings.relay_purge_interval)
 
     async def _keep_gauges_fresh(self, interval: float = 10.0) -> None:
-        # Three queries per outbox: every 10 s is fresh enough for a Prometheus scrape and costs nothing at rest.
+        # One statement per outbox: every 10 s is fresh enough for a Prometheus scrape and costs nothing at rest.
         while True:
             for outbox in filter(lambda outbox: outbox.is_open, self.outboxes):
                 try:
-                    self.metrics.pending.labels(outbox.name).set(await outbox.pending())
-                    self.metrics.oldest_pending_age.labels(outbox.name).set(await outbox.oldest_pending_age())
-                    self.metrics.dead_letters.labels(outbox.name).set(await outbox.dead_letter_count())
-                except _STORE_ERRORS:
-                    pass  # the drain loop reports the outage
+                    stats = await outbox.stats()
+                except STORE_ERRORS:
+                    continue  # the drain loop reports the outage
+                self.metrics.pending.labels(outbox.name).set(stats.unpublished)
+                self.metrics.oldest_pending_age.labels(outbox.name).set(stats.oldest_unpublished_seconds)
+                self.metrics.dead_letters.labels(outbox.name).set(stats.dead_letters)
             await asyncio.sleep(interval)

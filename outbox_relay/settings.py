@@ -1,13 +1,9 @@
 from pydantic import Field
 
-from common.settings import ServiceSettings
+from common.settings import OutboxSettings
 
 
-class RelaySettings(ServiceSettings):
-    # The PostgreSQL databases whose `outbox` table the relay drains, comma-separated.
-    outbox_database_urls: str = ""
-    # The MongoDB database whose `outbox` collection the relay drains (catalog_svc), e.g. mongodb://host/catalog.
-    outbox_mongo_url: str | None = None
+class RelaySettings(OutboxSettings):
     relay_batch_size: int = Field(500, gt=0)
     relay_workers: int = Field(2, gt=0)  # drain loops per outbox while it has a backlog (per relay instance)
     relay_poll_interval: float = Field(5.0, gt=0)  # fallback when no NOTIFY arrives (the commit wakes the relay)
@@ -23,6 +19,3 @@ class RelaySettings(ServiceSettings):
     # Fault injection for tests, off by default (1): publish every batch this many times in a row, as relays that
     # crash between publishing and marking would (at-least-once delivery's duplicates, interleaved).
     relay_fault_publish_copies: int = Field(1, gt=0)
-
-    def database_urls(self) -> list[str]:
-        return [url.strip() for url in self.outbox_database_urls.split(",") if url.strip()]

@@ -2,7 +2,7 @@ from sanic import Sanic
 
 from common.database import register_database
 from common.retention import inbox_purge, register_purges
-from common.service import create_app, register_consumers, register_dead_letters, run_in_background
+from common.service import create_app, register_consumers, run_in_background
 from common.tokens import TokenVerifier
 from saga.handlers import consumers
 from saga.metrics import SagaMetrics, keep_counting_sagas
@@ -26,7 +26,6 @@ def create_saga_app(settings: SagaSettings, token_verifier: TokenVerifier | None
     orchestrator = Orchestrator(timing, metrics)
     app.ctx.orchestrator = orchestrator
     register_database(app, settings.database_url, NAME)
-    register_dead_letters(app, settings.database_url)
     app.blueprint(sagas)
 
     if settings.consume_events:

@@ -1,3 +1,4 @@
+import logging
 import uuid
 
 from pydantic import Field
@@ -13,6 +14,7 @@ from saga.models import Saga, SagaMessage, SagaState, SagaStep
 from saga.moves import lock_saga
 from saga.views import saga_view
 
+log = logging.getLogger(__name__)
 sagas = Blueprint("sagas", url_prefix="/api/v1/sagas")
 
 
@@ -68,6 +70,7 @@ async def retry(request: Request, order_id: str) -> HTTPResponse:
         if saga.state != SagaState.FAILED:
             raise Conflict(f"Only a FAILED saga can be retried; this one is {saga.state.value}", state=saga.state)
         await request.app.ctx.orchestrator.retry(connection, move)
+    log.warning("admin %s retried the saga of order %s", request.ctx.principal.user_id, order_id)
     return json(await _full_view(saga))
 
 

@@ -18,7 +18,8 @@ DATABASES = {
     "ORDER_DATABASE_URL": "orders",
     "SAGA_DATABASE_URL": "sagas",
 }
-# What the relay drains, derived by the launcher from the stores of the services present (never starts a store):
+# What the relay drains and operations reads, derived by the launcher from the stores of the services present
+# (never starts a store):
 OUTBOX_DATABASES = "OUTBOX_DATABASE_URLS"  # every PostgreSQL database above in use, comma-separated
 OUTBOX_MONGO = "OUTBOX_MONGO_URL"  # MONGO_URL with catalog_svc's database, when catalog_svc is present
 CATALOG_MONGO_DATABASE = "catalog"
@@ -58,6 +59,8 @@ SERVICES = (
     Service("saga", ("/api/v1/sagas",), ("SAGA_DATABASE_URL", KAFKA)),
     # The relay reads every service's outbox and publishes to the broker; it has no public path.
     Service("outbox_relay", (), (OUTBOX_DATABASES, OUTBOX_MONGO, KAFKA)),
+    # Outbox backlogs, consumer lag and dead letters for admins; apart from the relay, so a stalled relay is seen.
+    Service("operations", ("/api/v1/operations",), (OUTBOX_DATABASES, OUTBOX_MONGO, KAFKA)),
 )
 
 

@@ -2,7 +2,7 @@ from sanic import Sanic
 
 from common.database import register_database
 from common.retention import inbox_purge, register_purges
-from common.service import create_app, register_consumers, register_dead_letters
+from common.service import create_app, register_consumers
 from common.tokens import TokenVerifier
 from stock_svc.handlers import stock_consumers
 from stock_svc.inventory import DB
@@ -16,7 +16,6 @@ NAME = DB
 def create_stock_app(settings: StockSettings, token_verifier: TokenVerifier | None = None) -> Sanic:
     app = create_app(NAME, "Stock service", settings, token_verifier)
     register_database(app, settings.database_url, NAME)
-    register_dead_letters(app, settings.database_url)
     if settings.consume_events:
         register_consumers(app, lambda: stock_consumers(settings))
         purges = stock_purges(settings.command_retention_days, settings.stock_history_retention_days)

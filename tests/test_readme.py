@@ -5,13 +5,9 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
-from catalog_svc.settings import CatalogSettings
-from order_svc.settings import OrderSettings
-from outbox_relay.settings import RelaySettings
-from saga.settings import SagaSettings
+from stack.services import SERVICES
 from stack.settings import StackSettings
-from stock_svc.settings import StockSettings
-from user_svc.settings import UserSettings
+from tests.service_settings import settings_class
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -25,10 +21,7 @@ def variables(settings: type[BaseSettings]) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [UserSettings, CatalogSettings, StockSettings, OrderSettings, SagaSettings, RelaySettings, StackSettings],
-)
+@pytest.mark.parametrize("settings", [*(settings_class(s.package) for s in SERVICES), StackSettings])
 def test_every_setting_is_documented(settings):
     missing = [name for name in variables(settings) if f"`{name}`" not in README]
     assert missing == []

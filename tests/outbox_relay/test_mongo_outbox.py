@@ -202,7 +202,7 @@ async def test_a_poison_record_is_dead_lettered_and_later_events_flow(mongo, top
 
     assert first_deliveries(received) == {"q": [0, 1, 2], "p": [1]}
     assert str(poison.id) not in event_ids(received)
-    assert await outbox.dead_letter_count() == 1
+    assert (await outbox.stats()).dead_letters == 1
     [letter] = await outbox.dead_letters()
     assert (letter["id"], letter["aggregate_id"], letter["attempts"]) == (str(poison.id), "p", 3)
     assert "MessageSizeTooLarge" in letter["last_error"]
@@ -269,8 +269,9 @@ async def test_redrive_puts_a_dead_letter_back_at_the_end_of_the_outbox(mongo, o
         await write_events(mongo, [thing_happened(topic, "b", 0)])
 
         assert await outbox.redrive("no-such-event") == 0
+        assert await outbox.redrive(event_type="another.type") == 0
         assert await outbox.redrive(dead.id) == 1
-        assert await outbox.dead_letter_count() == 0
+        assert (await outbox.stats()).dead_letters == 0
         async with outbox.claim(aggregates=10, limit=10) as batch:
             assert [(r.aggregate_id, r.attempts) for r in batch.records] == [("b", 0), ("a", 0)]
             assert batch.records[1].payload == dead.payload
@@ -288,8 +289,9 @@ async def test_replay_and_purge(mongo, outbox_url, topic):
         async with outbox.claim(aggregates=10, limit=10) as batch:
             await batch.settle(batch.records, [], 10)
         await write_events(mongo, [thing_happened(topic, "a", 2)])
-        assert await outbox.pending() == 1
-        assert await outbox.oldest_pending_age() >= 0
+        stats = await outbox.stats()
+        assert (stats.unpublished, stats.published_last_minute, stats.dead_letters) == (1, 2, 0)
+        assert stats.oldest_unpublished_seconds >= 0
 
         assert await outbox.replay(before) == 2
         assert await outbox.pending() == 3

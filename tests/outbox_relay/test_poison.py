@@ -6,7 +6,8 @@ import uuid
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from common.dead_letters import dead_letters, redrive
+from common.dead_letters import inbox_dead_letters, redrive_inbox, redrive_producer
+from common.topics import started
 from outbox_relay.postgres_outbox import PostgresOutbox
 from tests.outbox_relay.conftest import commit_events, record_effect, thing_happened
 from tests.support import wait_until
@@ -38,7 +39,7 @@ async def test_unpublishable_event_is_dead_lettered_and_its_aggregate_moves_on(
         assert await outbox.redrive(letter["id"]) == 1
         await ledger.execute("NOTIFY outbox")
         await wait_until(lambda: _applied(ledger, 3), timeout=30)
-        assert await outbox.dead_letter_count() == 0
+        assert (await outbox.stats()).dead_letters == 0
     finally:
         await outbox.close()
 
@@ -60,16 +61,21 @@ async def test_failing_handler_dead_letters_the_event_and_the_partition_moves_on
     await wait_until(lambda: _applied(ledger, 19), timeout=30)
     seqs = [row["seq"] for row in await ledger.fetch("SELECT seq FROM applied ORDER BY applied_order")]
     assert seqs == [seq for seq in range(20) if seq != 13]
-    [letter] = await dead_letters(ledger_url)
+    [letter] = await inbox_dead_letters(ledger)
     assert (letter["event_id"], letter["attempts"]) == (str(events[13].id), 3)
     assert "thirteen is unlucky" in letter["error"]
+    assert await inbox_dead_letters(ledger, event_type="another.type") == []
 
     # Its cause fixed, an operator re-drives it: it is consumed again, applied once, and the dead letter is gone.
     unlucky.clear()
-    assert await redrive(ledger_url, kafka_bootstrap, str(events[13].id)) == [str(events[13].id)]
-    await wait_until(lambda: _applied(ledger, 20), timeout=30)
-    assert await dead_letters(ledger_url) == []
-    assert await redrive(ledger_url, kafka_bootstrap, None) == []  # nothing left to send
+    producer = await started(lambda: redrive_producer(kafka_bootstrap))
+    try:
+        assert await redrive_inbox(ledger, producer, str(events[13].id)) == [str(events[13].id)]
+        await wait_until(lambda: _applied(ledger, 20), timeout=30)
+        assert await inbox_dead_letters(ledger) == []
+        assert await redrive_inbox(ledger, producer, event_type=letter["headers"]["event_type"]) == []  # none left
+    finally:
+        await producer.stop()
 
 
 async def test_an_out_of_resources_database_is_waited_for_not_blamed_on_the_event(

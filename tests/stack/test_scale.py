@@ -29,6 +29,7 @@ def test_counts_for_every_process_and_by_name(tmp_path: Path) -> None:
     assert names == [
         *("user_svc.1", "user_svc.2", "catalog_svc.1", "catalog_svc.2", "stock_svc.1", "stock_svc.2"),
         *("order_svc.1", "order_svc.2", "saga.1", "saga.2", "saga.3", "outbox_relay.1", "outbox_relay.2"),
+        *("operations.1", "operations.2"),
     ]
     addresses = [part.address for part in stack.parts if part.name.startswith("saga.")]
     assert len(set(addresses)) == 3  # a port each
