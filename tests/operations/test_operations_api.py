@@ -19,7 +19,8 @@ async def add_outbox_rows(connection: asyncpg.Connection, *, unpublished: int, p
     await connection.execute(
         "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, topic, payload, created_at, published_at)"
         " SELECT gen_random_uuid(), 'order', 'o' || n::text, 'order.placed', 'order-events', '{}',"
-        " now() - interval '30 seconds', CASE WHEN n > $1::int THEN now() END FROM generate_series(1, $1::int + $2::int) AS n",
+        " now() - interval '30 seconds', CASE WHEN n > $1::int THEN now() END"
+        " FROM generate_series(1, $1::int + $2::int) AS n",
         unpublished,
         published,
     )
