@@ -40,6 +40,7 @@ class LagWatch:
     async def _read(self) -> None:
         lags = await consumer_lag(self._bootstrap_servers)
         now = datetime.now(UTC)
+        lags.sort(key=lambda lag: (lag.group, lag.topic, lag.partition))
         self._partitions = [self._view(lag, now) for lag in lags]
         self._read_at = time.monotonic()
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any, Literal
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from common import dead_letters as inbox
@@ -22,6 +23,7 @@ class DeadLetters:
         self._stores = {store.name: store for store in stores}
         self._bootstrap_servers = bootstrap_servers
         self._producer: AIOKafkaProducer | None = None
+        self._with_inbox: set[str] = set()  # stores found to have an inbox (tables are never dropped)
         self._starting = asyncio.Lock()
 
     async def listed(self, limit: int, event_type: str | None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -52,7 +54,7 @@ class DeadLetters:
             raise NotFound(f"{store_name} has no inbox", store=store_name)
         await store.open()
         async with store.pool.acquire() as connection:
-            if not await inbox.has_inbox(connection):
+            if not await self._has_inbox(store, connection):
                 raise NotFound(f"{store_name} has no inbox", store=store_name)
             return len(await inbox.redrive_inbox(connection, await self._started_producer(), event_id, event_type))
 
@@ -66,6 +68,11 @@ class DeadLetters:
                 self._producer = await started(lambda: inbox.redrive_producer(self._bootstrap_servers), timeout=10.0)
         return self._producer
 
+    async def _has_inbox(self, store: PostgresOutboxStore, connection: asyncpg.Connection) -> bool:
+        if store.name not in self._with_inbox and await inbox.has_inbox(connection):
+            self._with_inbox.add(store.name)
+        return store.name in self._with_inbox
+
     def _postgres(self) -> list[PostgresOutboxStore]:
         return [store for store in self._stores.values() if isinstance(store, PostgresOutboxStore)]
 
@@ -78,7 +85,7 @@ class DeadLetters:
     ) -> list[dict[str, Any]]:
         await store.open()
         async with store.pool.acquire() as connection:
-            if not await inbox.has_inbox(connection):
+            if not await self._has_inbox(store, connection):
                 return []
             letters = await inbox.inbox_dead_letters(connection, limit, event_type)
         return [_from_inbox(store.name, letter) for letter in letters]

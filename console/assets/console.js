@@ -1,6 +1,7 @@
-// The saga console: sign-in, the saga list and one saga's timeline, over the gateway's /api/v1 API (same origin).
+// The saga console: sign-in, the saga list, one saga's timeline and, for admins, the operations page (outboxes,
+// consumer lag, dead letters, stuck orders), over the gateway's /api/v1 API (same origin).
 // Plain modern JavaScript, no framework and no build step. Views are built with `h()` (text is always set as
-// text, never as HTML), the route lives in the URL's hash (#/sagas, #/sagas/<order_id>), the tokens in
+// text, never as HTML), the route lives in the URL's hash (#/sagas, #/sagas/<order_id>, #/operations), the tokens in
 // sessionStorage. Every API error is shown as a message (the API's JSON errors carry error, message, request_id).
 
 const API = "/api/v1";
@@ -430,12 +431,28 @@ async function route() {
   const saga = path.match(/^\/sagas\/([^/]+)$/);
   if (path === "/sagas") view = listView(main, params);
   else if (saga) view = sagaView(main, decodeURIComponent(saga[1]));
+  else if (path === "/operations" && session.isAdmin) view = operationsView(main);
+  else if (path === "/operations") view = adminsOnlyView(main);
   else view = missingPageView(main, path);
+  paintNav(path);
+}
+
+function paintNav(path) {
+  $("#nav").hidden = !session.user;
+  $("#nav-operations").hidden = !session.isAdmin;
+  for (const [link, current] of [
+    [$("#nav-sagas"), path.startsWith("/sagas")],
+    [$("#nav-operations"), path === "/operations"],
+  ]) {
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
 }
 
 function paintSession() {
   const signedIn = Boolean(session.access && session.user);
   $("#session").hidden = !signedIn;
+  $("#nav").hidden = !signedIn;
   if (signedIn) {
     $("#session-email").textContent = session.user.email;
     $("#session-role").textContent = session.isAdmin ? "admin" : "customer";
@@ -468,6 +485,18 @@ function missingPageView(main, path) {
       title: "No such page",
       message: `The console has no page at ${path}.`,
       actions: [h("a", { class: "button primary", href: "#/sagas" }, "Go to the sagas")],
+    }),
+  );
+  return { dispose() {} };
+}
+
+function adminsOnlyView(main) {
+  document.title = "Admins only · Saga console";
+  main.replaceChildren(
+    panel({
+      title: "Admins only",
+      message: "The operations page is for admins. Your orders and their sagas are on the sagas page.",
+      actions: [h("a", { class: "button primary", href: "#/sagas" }, "Go to your orders")],
     }),
   );
   return { dispose() {} };
@@ -1206,6 +1235,411 @@ function messagesCard(saga) {
       ),
     ),
   );
+}
+
+// ------------------------------------------------------------------------------------------------ operations
+
+const OPERATIONS_LIMIT = 50;
+
+// Asks before an action that cannot be undone; resolves true on confirm. A modal <dialog>: Esc cancels.
+function confirmAction({ title, message, confirm }) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "card confirm", "aria-labelledby": "confirm-title" });
+    const close = (answer) => {
+      dialog.close();
+      dialog.remove();
+      resolve(answer);
+    };
+    dialog.append(
+      h("h2", { id: "confirm-title" }, title),
+      h("p", null, message),
+      h(
+        "div",
+        { class: "panel-actions" },
+        h("button", { type: "button", class: "button", onclick: () => close(false) }, "Cancel"),
+        h("button", { type: "button", class: "button danger", onclick: () => close(true) }, confirm),
+      ),
+    );
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      close(false);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+// A card of the operations page: its content is replaced as a whole, or by the error that kept it from loading.
+function opsCard(id, title, note) {
+  const body = h("div", { class: "ops-body" }, h("p", { class: "loading" }, "Loading…"));
+  const element = h(
+    "section",
+    { class: "card ops-card", id: `ops-${id}`, "aria-labelledby": `ops-${id}-title` },
+    h("div", { class: "card-head" }, h("h2", { id: `ops-${id}-title` }, title), h("p", { class: "card-note" }, note)),
+    body,
+  );
+  return {
+    element,
+    show(content) {
+      body.replaceChildren(...[content].flat().filter((part) => part !== null));
+    },
+    fail(error) {
+      body.replaceChildren(
+        h(
+          "div",
+          { class: "ops-error", role: "alert" },
+          h("strong", null, errorTitle(error)),
+          h("p", null, error.message),
+          error instanceof ApiError ? errorDetails(error) : null,
+        ),
+      );
+    },
+  };
+}
+
+const headings = (names, numeric = []) =>
+  names.map((name) => h("th", { scope: "col", class: numeric.includes(name) ? "num" : null }, name));
+
+const figure = (name, value, { warn = false } = {}) =>
+  h("td", { class: `num${warn && value ? " figure-warn" : ""}`, dataset: { figure: name } }, String(value));
+
+const empty = (text, colspan) => h("tr", null, h("td", { class: "empty", colspan }, text));
+
+function operationsView(main) {
+  document.title = "Operations · Saga console";
+  const updated = updatedLine();
+  const openLetters = new Set(); // dead letters whose details are open, kept across refreshes
+  const cards = {
+    outboxes: opsCard("outboxes", "Outboxes", "Events committed with their change, until the relay publishes them."),
+    consumers: opsCard("consumers", "Consumers", "Each group's position on each partition, as the broker sees it."),
+    letters: opsCard(
+      "dead-letters",
+      "Dead letters",
+      "Events the relay could not publish or a consumer could not apply. Fix the cause, then re-drive them.",
+    ),
+    stuck: opsCard(
+      "stuck",
+      "Stuck orders",
+      "Sagas that gave up, and pending orders whose order.placed the reconciler had to publish again.",
+    ),
+  };
+  const loads = {
+    outboxes: () => api("GET", "/operations/outboxes"),
+    consumers: () => api("GET", "/operations/consumers"),
+    letters: () => api("GET", `/operations/dead-letters?limit=${OPERATIONS_LIMIT * 2}`),
+    stuck: async () => {
+      const [failed, orphans] = await Promise.all([
+        api("GET", `/sagas?state=FAILED&limit=${OPERATIONS_LIMIT}`),
+        api("GET", `/orders/orphans?limit=${OPERATIONS_LIMIT}`),
+      ]);
+      return { failed, orphans };
+    },
+  };
+  const shown = {}; // what each card shows, to repaint only on change
+  let data = {};
+
+  const poll = poller(async () => {
+    const names = Object.keys(loads);
+    const results = await Promise.allSettled(names.map((name) => loads[name]()));
+    for (const [index, result] of results.entries()) {
+      if (result.status === "rejected" && result.reason instanceof SessionEnded) throw result.reason;
+      const name = names[index];
+      if (result.status === "rejected") {
+        cards[name].fail(result.reason);
+        shown[name] = null;
+      } else {
+        data = { ...data, [name]: result.value };
+        paint(name);
+      }
+    }
+    notices.clear("poll");
+    updated.mark();
+    return true;
+  });
+
+  const painters = { outboxes: outboxesTable, consumers: consumersTable, letters: lettersContent, stuck: stuckContent };
+  function paint(name, { force = false } = {}) {
+    const key = JSON.stringify(data[name]);
+    if (key === shown[name] && !force) return;
+    shown[name] = key;
+    cards[name].show(painters[name](data[name]));
+  }
+
+  function outboxesTable({ outboxes }) {
+    const numeric = ["Unpublished", "Oldest waiting", "Published / s", "Dead letters"];
+    return dataTable(
+      headings(["Store", ...numeric], numeric),
+      outboxes.map((outbox) =>
+        h(
+          "tr",
+          { dataset: { store: outbox.store } },
+          h("td", null, h("code", null, outbox.store)),
+          outbox.reachable
+            ? [
+                figure("unpublished", outbox.unpublished, { warn: true }),
+                h(
+                  "td",
+                  { class: "num" },
+                  outbox.unpublished ? formatDuration(outbox.oldest_unpublished_seconds * 1000) : "—",
+                ),
+                h("td", { class: "num" }, outbox.published_per_second.toFixed(2)),
+                figure("dead_letters", outbox.dead_letters, { warn: true }),
+              ]
+            : h("td", { class: "error-text", colspan: 4 }, `Cannot be read: ${outbox.error}`),
+        ),
+      ),
+    );
+  }
+
+  function consumersTable({ partitions }) {
+    const numeric = ["Partition", "Committed", "Log end", "Lag"];
+    const behind = partitions.filter((partition) => partition.lag > 0).length;
+    return [
+      h(
+        "p",
+        { class: "ops-summary" },
+        `${plural(new Set(partitions.map((partition) => partition.group)).size, "group")}, `,
+        behind ? `${plural(behind, "partition")} behind` : "none behind",
+      ),
+      dataTable(
+        headings(["Group", "Topic", ...numeric, "Last moved"], numeric),
+        partitions.length
+          ? partitions.map((partition) =>
+              h(
+                "tr",
+                { dataset: { group: partition.group, topic: partition.topic, partition: partition.partition } },
+                h("td", null, partition.group),
+                h("td", { class: "muted" }, partition.topic),
+                h("td", { class: "num" }, String(partition.partition)),
+                h("td", { class: "num" }, String(partition.committed)),
+                h("td", { class: "num" }, String(partition.end)),
+                figure("lag", partition.lag, { warn: true }),
+                h("td", { class: "time" }, timeElement(partition.moved_at)),
+              ),
+            )
+          : empty("No consumer group has committed an offset yet.", 7),
+      ),
+    ];
+  }
+
+  function lettersContent({ dead_letters: letters, unreachable }) {
+    const kinds = new Map();
+    for (const letter of letters) {
+      const key = JSON.stringify([letter.source, letter.store, letter.event_type]);
+      kinds.set(key, (kinds.get(key) ?? 0) + 1);
+    }
+    const toolbar = [...kinds].map(([key, count]) => {
+      const [source, store, eventType] = JSON.parse(key);
+      const button = h(
+        "button",
+        { type: "button", class: "button", dataset: { redriveKind: eventType } },
+        `Re-drive all ${eventType} · ${source} of ${store} (${count})`,
+      );
+      button.addEventListener("click", () =>
+        redrive(
+          { source, store, event_type: eventType },
+          `Every ${eventType} dead letter of the ${store} ${source}`,
+          button,
+        ),
+      );
+      return button;
+    });
+    const rows = letters.flatMap((letter) => letterRows(letter));
+    return [
+      unreachable.length
+        ? h("p", { class: "error-text", role: "alert" }, `Could not be read: ${unreachable.join(", ")}`)
+        : null,
+      toolbar.length ? h("div", { class: "ops-actions" }, toolbar) : null,
+      dataTable(
+        headings(["Dead since", "Source", "Store", "Event", "Aggregate", "Error", "Attempts", "Actions"], ["Attempts"]),
+        rows.length ? rows : empty("No dead letters: nothing has failed for good.", 8),
+      ),
+    ];
+  }
+
+  function letterRows(letter) {
+    const key = `${letter.source}:${letter.store}:${letter.event_id}`;
+    const open = openLetters.has(key);
+    const details = h(
+      "button",
+      { type: "button", class: "button ghost", "aria-expanded": String(open) },
+      open ? "Hide" : "Details",
+    );
+    details.addEventListener("click", () => {
+      if (openLetters.has(key)) openLetters.delete(key);
+      else openLetters.add(key);
+      paint("letters", { force: true });
+    });
+    const again = h("button", { type: "button", class: "button" }, "Re-drive");
+    again.addEventListener("click", () =>
+      redrive(
+        { source: letter.source, store: letter.store, event_id: letter.event_id },
+        `The ${letter.event_type} event ${letter.event_id}`,
+        again,
+      ),
+    );
+    const row = h(
+      "tr",
+      { dataset: { eventId: letter.event_id, source: letter.source } },
+      h("td", { class: "time" }, timeElement(letter.dead_at)),
+      h("td", null, h("span", { class: `badge source-${letter.source}` }, letter.source)),
+      h("td", null, h("code", null, letter.store)),
+      h("td", null, h("span", { class: "msg-type" }, letter.event_type ?? "—")),
+      h("td", { class: "muted" }, letter.aggregate_id ? `${letter.aggregate_type} ${letter.aggregate_id}` : "—"),
+      h("td", { class: "error-text ops-letter-error" }, letter.error ?? ""),
+      h("td", { class: "num" }, String(letter.attempts)),
+      h("td", null, h("div", { class: "ops-row-actions" }, details, again)),
+    );
+    if (!open) return [row];
+    const json = (value) => h("pre", { class: "ops-json" }, JSON.stringify(value, null, 2));
+    return [
+      row,
+      h(
+        "tr",
+        { class: "ops-details", dataset: { detailsOf: letter.event_id } },
+        h(
+          "td",
+          { colspan: 8 },
+          h(
+            "dl",
+            { class: "ops-facts" },
+            h("dt", null, "Event id"),
+            h("dd", null, h("code", null, letter.event_id)),
+            h("dt", null, "Topic"),
+            h("dd", null, letter.topic),
+            letter.consumer ? [h("dt", null, "Consumer"), h("dd", null, letter.consumer)] : null,
+          ),
+          h(
+            "div",
+            { class: "ops-json-pair" },
+            h("div", null, h("h3", null, "Payload"), json(letter.payload)),
+            h("div", null, h("h3", null, "Headers"), json(letter.headers)),
+          ),
+        ),
+      ),
+    ];
+  }
+
+  async function redrive(selector, description, button) {
+    const confirmed = await confirmAction({
+      title: "Re-drive dead letters?",
+      message: `${description} will go through the pipeline again. If its cause is not fixed it comes back here.`,
+      confirm: "Re-drive",
+    });
+    if (!confirmed) return;
+    button.disabled = true;
+    try {
+      const { redriven } = await api("POST", "/operations/dead-letters/redrive", { json: selector });
+      notices.show("redrive", {
+        kind: "success",
+        title: `Re-drove ${plural(redriven, "dead letter")}`,
+        message: redriven ? "Sent again: a letter leaves this list once it is through." : "Nothing was left to send.",
+        timeout: 6000,
+      });
+    } catch (error) {
+      if (!(error instanceof SessionEnded)) notices.error("redrive", error, "The re-drive was refused");
+    } finally {
+      button.disabled = false;
+      poll.now();
+    }
+  }
+
+  function stuckContent({ failed, orphans }) {
+    return [
+      h("h3", null, "Failed sagas"),
+      dataTable(
+        headings(["Order", "Reason", "Failed at", "Actions"]),
+        failed.length
+          ? failed.map((saga) => {
+              const retry = h("button", { type: "button", class: "button primary" }, "Retry");
+              retry.addEventListener("click", () => retrySaga(saga.order_id, retry));
+              const cancel = h("button", { type: "button", class: "button" }, "Cancel order");
+              cancel.addEventListener("click", () => cancelOrder(saga.order_id, cancel));
+              return h(
+                "tr",
+                { dataset: { orderId: saga.order_id } },
+                h("td", null, h("a", { class: "order-link", href: `#/sagas/${saga.order_id}` }, saga.order_id)),
+                h("td", { class: "reason" }, saga.reason ?? ""),
+                h("td", { class: "time" }, timeElement(saga.updated_at)),
+                h("td", null, h("div", { class: "ops-row-actions" }, retry, cancel)),
+              );
+            })
+          : empty("No saga has failed.", 4),
+      ),
+      h("h3", null, "Orders the reconciler published again"),
+      dataTable(
+        headings(["Order", "Placed", "Published again", "Total"], ["Total"]),
+        orphans.length
+          ? orphans.map((order) =>
+              h(
+                "tr",
+                { dataset: { orderId: order._id } },
+                h("td", null, h("a", { class: "order-link", href: `#/sagas/${order._id}` }, order._id)),
+                h("td", { class: "time" }, timeElement(order.created_at)),
+                h("td", { class: "time" }, timeElement(order.placed_again_at)),
+                h("td", { class: "num" }, formatMoney(order.total_price)),
+              ),
+            )
+          : empty("None: every order placed reached its saga.", 4),
+      ),
+    ];
+  }
+
+  async function retrySaga(orderId, button) {
+    button.disabled = true;
+    try {
+      const saga = await api("POST", `/sagas/${encodeURIComponent(orderId)}/retry`);
+      notices.show("retry", { kind: "success", title: "Retry started", message: `The saga is ${saga.state} again.` });
+    } catch (error) {
+      if (!(error instanceof SessionEnded)) notices.error("retry", error, "The retry was refused");
+    } finally {
+      button.disabled = false;
+      poll.now();
+    }
+  }
+
+  async function cancelOrder(orderId, button) {
+    const confirmed = await confirmAction({
+      title: "Cancel the order?",
+      message: `Order ${orderId} is cancelled for its customer and its saga releases whatever stock it holds.`,
+      confirm: "Cancel order",
+    });
+    if (!confirmed) return;
+    button.disabled = true;
+    try {
+      await api("DELETE", `/orders/${encodeURIComponent(orderId)}`);
+      notices.show("cancel", { kind: "success", title: "Order cancelled", message: orderId, timeout: 6000 });
+    } catch (error) {
+      if (!(error instanceof SessionEnded)) notices.error("cancel", error, "The cancellation was refused");
+    } finally {
+      button.disabled = false;
+      poll.now();
+    }
+  }
+
+  main.replaceChildren(
+    h(
+      "div",
+      { class: "page-head" },
+      h(
+        "div",
+        null,
+        h("h1", null, "Operations"),
+        h(
+          "p",
+          { class: "lede" },
+          "Is anything waiting to be published, is any consumer behind, what failed for good, which orders are stuck.",
+        ),
+      ),
+      h("div", { class: "toolbar" }, liveToggle(poll), updated.element),
+    ),
+    cards.outboxes.element,
+    cards.consumers.element,
+    cards.letters.element,
+    cards.stuck.element,
+  );
+  poll.now();
+  return { dispose: () => poll.dispose() };
 }
 
 // ------------------------------------------------------------------------------------------------ start

@@ -134,4 +134,5 @@ async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
     DOCS.mkdir(exist_ok=True)
     await page.mouse.move(0, 0)  # no hover highlight
     await page.evaluate("document.activeElement?.blur()")  # no focus ring
+    await page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top, where it belongs
     await page.screenshot(path=str(DOCS / name), full_page=full_page, animations="disabled")
