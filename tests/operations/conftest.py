@@ -4,6 +4,7 @@ settings that was never created (a service not started yet)."""
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
@@ -58,21 +59,27 @@ async def operations_client(
         yield client
 
 
+@asynccontextmanager
+async def emptied(url: str, tables: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a service database whose `tables` were emptied first."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    await connection.execute(f"TRUNCATE {tables}")
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
 @pytest.fixture
 async def consuming(database_urls: dict[str, str]) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to the consuming service's database, emptied."""
-    connection = await asyncpg.connect(asyncpg_dsn(database_urls[CONSUMING]))
-    await connection.execute("TRUNCATE outbox, outbox_dead_letter, inbox, inbox_dead_letter")
-    yield connection
-    await connection.close()
+    async with emptied(database_urls[CONSUMING], "outbox, outbox_dead_letter, inbox, inbox_dead_letter") as connection:
+        yield connection
 
 
 @pytest.fixture
 async def publishing(database_urls: dict[str, str]) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(database_urls[PUBLISHING]))
-    await connection.execute("TRUNCATE outbox, outbox_dead_letter")
-    yield connection
-    await connection.close()
+    async with emptied(database_urls[PUBLISHING], "outbox, outbox_dead_letter") as connection:
+        yield connection
 
 
 @pytest.fixture
