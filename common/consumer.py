@@ -5,8 +5,9 @@
 
 The records one fetch returns, for every partition it covers, are applied as a batch in ONE database transaction
 (each partition's records in their order): one statement records every `(consumer, event_id)` in the inbox and
-tells which are new, the handlers apply the new ones' effects in order, then the offsets are committed. A crash
-before the commit redelivers events whose effects the inbox then skips. When the batch fails, its events are
+tells which are new, the handlers apply the new ones' effects in order; the offsets are committed in the background,
+at most every COMMIT_INTERVAL (and before partitions move or the consumer stops). A crash before the commit
+redelivers events whose effects the inbox then skips. When the batch fails, its events are
 applied again one transaction each, so that a poison event is isolated: a handler that keeps failing
 (`max_attempts`), or a message that cannot be decoded, goes to `inbox_dead_letter` and the partition moves on. An
 unreachable database, a deadlock or a serialization failure is retried without counting against the event: it says
@@ -30,6 +31,7 @@ fetch at once.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -59,6 +61,7 @@ from common.topics import started
 log = logging.getLogger(__name__)
 
 FETCH_MAX_WAIT_MS = 2000
+COMMIT_INTERVAL = 0.2  # seconds
 
 
 @dataclass(frozen=True)
@@ -128,14 +131,18 @@ class _GroupJoined(ConsumerRebalanceListener):
     """Tells when the consumer has joined its group and received its assignment (perhaps no partition, when the
     group has more members than the topics have partitions); first, the partitions the group has never read are
     set to start from their first message, all at once. (Left to the fetch, each would come back as an error of its
-    own, one fetch apart: seconds before a new group consumes everything.)"""
+    own, one fetch apart: seconds before a new group consumes everything.) Before partitions move, what has been
+    applied of them is committed, so that their next member does not receive it again."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, joined: asyncio.Event) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, joined: asyncio.Event, commit_applied: Callable[[], Awaitable[None]]
+    ) -> None:
         self._consumer = consumer
         self._joined = joined
+        self._commit_applied = commit_applied
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        pass
+        await self._commit_applied()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         never_read = [partition for partition in assigned if await self._consumer.committed(partition) is None]
@@ -163,6 +170,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.commit_timeout = 2.0  # seconds
+        self.commit_interval = COMMIT_INTERVAL  # seconds at least between two commits
         self.renew_after_failures = 15  # fetches failed in a row (one a second) before the Kafka client is replaced
         self.renew_after_silence = 60.0  # seconds without a fetch answer (or a partition) before it is replaced
         self.lock_key = lock_key
@@ -174,6 +182,9 @@ class EventConsumer:
         self._task: asyncio.Task | None = None
         self._joined = asyncio.Event()
         self._stopping = False
+        self._uncommitted: dict[TopicPartition, int] = {}  # applied, not yet committed: the next offset of each
+        self._committing: asyncio.Task | None = None  # _keep_committing, while there is something to commit
+        self._commit_now = asyncio.Event()  # cuts _keep_committing's pause short
 
     async def start(self) -> None:
         # aiokafka binds to the running loop: create the client inside it.
@@ -223,6 +234,7 @@ class EventConsumer:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
         if self._kafka is not None:
+            await self._commit_everything()
             kafka, self._kafka = self._kafka, None
             try:
                 await kafka.stop()
@@ -252,7 +264,8 @@ class EventConsumer:
             except KafkaError as error:
                 missing = [f"(cannot list the topics: {error})"]
             if not missing:
-                self._kafka.subscribe(self._topics, listener=_GroupJoined(self._kafka, self._joined))
+                listener = _GroupJoined(self._kafka, self._joined, self._commit_everything)
+                self._kafka.subscribe(self._topics, listener=listener)
                 return
             if not said:
                 log.warning("consumer %s waits for its topics %s (python -m common create-topics)", self.name, missing)
@@ -292,8 +305,10 @@ class EventConsumer:
             applied = await self.process_fetch(batches)  # the next offset of each partition, past what was applied
             for partition, next_offset in applied.items():
                 self._observe_lag(partition, next_offset)
-            if applied:  # one commit request for the whole fetch, not one per partition
-                await self._commit(applied)
+            if applied:
+                self._uncommitted.update(applied)
+                if self._committing is None or self._committing.done():
+                    self._committing = asyncio.create_task(self._keep_committing(), name=f"commits of {self.name}")
 
     def _answered_lately(self) -> bool:
         """Whether the broker answered a fetch for one of the client's partitions in the last few seconds (a fetch
@@ -338,14 +353,44 @@ class EventConsumer:
             lag = max(highwater - next_offset, 0)
             self.metrics.lag.labels(self.name, partition.topic, str(partition.partition)).set(lag)
 
+    async def _keep_committing(self) -> None:
+        """Commit what has been applied, then again at most every `commit_interval` while more is: one commit
+        request for the fetches of that interval, none in the fetch loop's way (awaited there, it added a round
+        trip to the broker to every hop of the saga). A crash loses at most the interval's commits: the events are
+        delivered again, and the inbox skips them."""
+        while self._uncommitted:
+            offsets, self._uncommitted = self._uncommitted, {}
+            await self._commit(offsets)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commit_now.wait(), self.commit_interval)
+
+    async def _commit_everything(self) -> None:
+        """Everything applied so far committed before returning: partitions are about to move, or the consumer
+        stops."""
+        self._commit_now.set()
+        try:
+            if self._committing is not None:
+                await asyncio.gather(self._committing, return_exceptions=True)
+            if self._uncommitted:
+                offsets, self._uncommitted = self._uncommitted, {}
+                await self._commit(offsets)
+        finally:
+            self._commit_now.clear()
+
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._kafka is not None
+        assigned = self._kafka.assignment()
+        # A partition that moved to another member since its records were applied is its business now (aiokafka
+        # would refuse the whole commit for it); the new member reads it from the last commit, the inbox dedups.
+        offsets = {partition: offset for partition, offset in offsets.items() if partition in assigned}
+        if not offsets:
+            return
         try:
-            # aiokafka retries a retriable commit error without end (tansu, restarted with memory storage, answers
+            # aiokafka retries a retriable commit error without end (a topic deleted under the group answers
             # UnknownTopicOrPartition for good): bounded, so that the consumer keeps consuming.
             await asyncio.wait_for(self._kafka.commit(offsets), self.commit_timeout)
         except (CommitFailedError, KafkaError, TimeoutError) as error:
-            # A partition moved to another member, or the broker would not take the commit: it redelivers from
+            # The group rebalances, or the broker would not take the commit: the partitions are read again from
             # the last commit; the inbox dedups. A later commit of the partition covers this one.
             log.warning("consumer %s could not commit %s: %r", self.name, offsets, error)
 
