@@ -16,24 +16,18 @@ async def test_applied_events_are_committed_when_the_consumer_stops(ledger, topi
     await start_relay()
     consumer = await start_consumer()
     consumer.commit_interval = ONLY_WHEN_ASKED
-    for round_ in range(2):
-        await commit_events([thing_happened(topic, f"{round_}-{n}", 0) for n in range(SPREAD)])
-        await wait_until(lambda expected=(round_ + 1) * SPREAD: _applied(ledger, expected), timeout=30)
+    await _apply_rounds(ledger, topic, 2)
     assert await _committed(consumer, topic) < 2 * SPREAD  # the second round waits for the interval
 
     await consumer.stop()
     assert await _committed(consumer, topic) == 2 * SPREAD
 
 
-async def test_applied_events_are_committed_before_their_partitions_move(
-    ledger, topic, start_relay, start_consumer
-):
+async def test_applied_events_are_committed_before_their_partitions_move(ledger, topic, start_relay, start_consumer):
     await start_relay()
     first = await start_consumer()
     first.commit_interval = ONLY_WHEN_ASKED
-    for round_ in range(2):
-        await commit_events([thing_happened(topic, f"{round_}-{n}", 0) for n in range(SPREAD)])
-        await wait_until(lambda expected=(round_ + 1) * SPREAD: _applied(ledger, expected), timeout=30)
+    await _apply_rounds(ledger, topic, 2)
     assert await _committed(first, topic) < 2 * SPREAD
 
     second = await start_consumer()  # the same group: some of the first one's partitions move to it
@@ -45,6 +39,13 @@ async def test_applied_events_are_committed_before_their_partitions_move(
         "consumer_events_total", {"consumer": second.name, "topic": topic, "outcome": "duplicate"}
     )
     assert not duplicates  # it read its partitions from where the first one had got to
+
+
+async def _apply_rounds(ledger, topic: str, rounds: int) -> None:
+    """`rounds` rounds of SPREAD events, each published and applied before the next is written."""
+    for round_ in range(rounds):
+        await commit_events([thing_happened(topic, f"{round_}-{n}", 0) for n in range(SPREAD)])
+        await wait_until(lambda expected=(round_ + 1) * SPREAD: _applied(ledger, expected), timeout=30)
 
 
 async def _committed(consumer, topic: str) -> int:
