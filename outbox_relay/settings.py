@@ -13,9 +13,3 @@ class RelaySettings(OutboxSettings):
     relay_max_attempts: int = Field(10, gt=0)  # failed publications of one row before it is dead-lettered
     relay_retention_hours: float = Field(24.0, ge=0)  # published rows are kept this long (for replay)
     relay_purge_interval: float = Field(300.0, gt=0)
-    # Fault injection for tests, off by default: SIGKILL the relay right after its N-th publication
-    # (published, acknowledged, not yet marked published).
-    relay_fault_kill_after_publish: int = Field(0, ge=0)
-    # Fault injection for tests, off by default (1): publish every batch this many times in a row, as relays that
-    # crash between publishing and marking would (at-least-once delivery's duplicates, interleaved).
-    relay_fault_publish_copies: int = Field(1, gt=0)

@@ -68,15 +68,12 @@ class Orchestrator:
 
     # --- what the orders say -------------------------------------------------------------------------------------
 
-    async def order_placed(self, connection: BaseDBAsyncClient, payload: dict[str, Any], cause: ReceivedEvent) -> None:
-        """A new saga, reserving: written only if the order has none yet (the same order placed twice, under
-        another event id, has one saga)."""
-        await self.orders_placed(connection, [(payload, cause)])
-
     async def orders_placed(
         self, connection: BaseDBAsyncClient, placed: list[tuple[dict[str, Any], ReceivedEvent]]
     ) -> None:
-        """`order_placed` for each (payload, cause) of a consumer's run of order.placed events, in one round trip."""
+        """A new saga, reserving, for each (payload, cause) of a consumer's run of order.placed events, in one round
+        trip: written only if the order has none yet (the same order placed twice, under another event id, has one
+        saga)."""
         writes = Writes()
         for payload, cause in placed:
             correlation_id.set(cause.correlation_id)  # the saga's, and that of the commands its move emits
@@ -130,12 +127,9 @@ class Orchestrator:
 
     # --- what stock says -----------------------------------------------------------------------------------------
 
-    async def stock_reserved(self, connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
-        await self.stocks_reserved(connection, [(order_id, cause)])
-
     async def stocks_reserved(self, connection: BaseDBAsyncClient, replies: list[tuple[str, ReceivedEvent]]) -> None:
-        """`stock_reserved` for each (order id, cause) of a consumer's run of stock.reserved replies: their sagas
-        locked with one statement, written in one round trip."""
+        """The reservation made, for each (order id, cause) of a consumer's run of stock.reserved replies: their
+        sagas locked with one statement, written in one round trip."""
         locked = await lock_sagas(connection, [order_id for order_id, _ in replies])
         writes = Writes()
         for order_id, cause in replies:
@@ -279,6 +273,7 @@ class Orchestrator:
         """Send (or send again) the running step's command; its reply is due within the step timeout, doubling
         per try."""
         saga, step = move.saga, move.step
+        assert step is not None, "_enter starts the step first"
         _, command = COMMAND_OF_STATE[saga.state]
         payload: dict[str, Any] = {"order_id": str(saga.order_id)}
         if command == RESERVE_STOCK:

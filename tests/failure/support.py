@@ -1,11 +1,14 @@
 """What the failure scenarios do to the system: bursts of orders with bounded concurrency, payments and
-cancellations, looks into the databases, restarts with a fault hook switched on, and the invariant check."""
+cancellations, looks into the databases, the relay replaced by a faulty one, and the invariant check."""
 
 import asyncio
+import os
+import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
@@ -13,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from common.database import asyncpg_dsn
 from common.topics import PARTITIONS
+from stack.infra import ServerProcess
 from tests.cluster import Cluster, eventually
 from tests.failure.invariants import settle
 from tests.failure.report import ScenarioReport
@@ -209,12 +213,27 @@ async def unpublished(cluster: Cluster, variable: str) -> int:
 
 
 async def restart_with(cluster: Cluster, name: str, **env: str) -> None:
-    """Stop `name` (SIGTERM) and start it again with `env` added to its environment (a fault hook, or back to
-    the defaults with the hook's default value)."""
+    """Stop `name` (SIGTERM) and start it again with `env` added to its environment."""
     process = cluster.processes[name]
     await asyncio.to_thread(process.stop)
     process.env = {**(process.env or {}), **env}
     await cluster.restart(name)
+
+
+@asynccontextmanager
+async def faulty_relay(cluster: Cluster, **faults: str) -> AsyncIterator[ServerProcess]:
+    """For the block, the relay stopped and its process set to run tests/faulty_relay.py with `faults` (its FAULT_*
+    variables), to be started by the block; then the relay itself started again."""
+    relay = cluster.processes["outbox_relay"]
+    command, env = relay.command, relay.env
+    await asyncio.to_thread(relay.stop)
+    relay.command, relay.env = [sys.executable, "-m", "tests.faulty_relay"], {**(env or os.environ), **faults}
+    try:
+        yield relay
+    finally:
+        await asyncio.to_thread(relay.stop)
+        relay.command, relay.env = command, env
+        await cluster.restart("outbox_relay")
 
 
 async def check_invariants(cluster: Cluster, scenario: ScenarioReport, timeout: float = 180) -> None:

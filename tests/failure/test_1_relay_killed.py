@@ -1,6 +1,7 @@
 """Scenario 1: the relay SIGKILLed twice during a burst of 1,000 orders: once from outside at an arbitrary
-moment, once by its own fault hook right after a publication the broker acknowledged and before it was marked
-published (so those events go out twice). Nothing is lost, nothing applies twice."""
+moment, once by itself, as a faulty relay (tests/faulty_relay.py) in its place, right after a publication the
+broker acknowledged and before it was marked published (so those events go out twice). Nothing is lost, nothing
+applies twice."""
 
 import asyncio
 
@@ -12,6 +13,7 @@ from tests.failure.support import (
     change_orders,
     check_invariants,
     email,
+    faulty_relay,
     unpublished,
     wait_for_sagas,
 )
@@ -28,33 +30,27 @@ async def test_relay_killed_during_a_burst(cluster, api, admin, scenario):
     bodies = [order_body(products[n % PRODUCTS]) for n in range(ORDERS)]
     scenario.orders = ORDERS
     burst = Burst(api, customer, bodies, concurrency=50).start()
-    relay = cluster.processes["outbox_relay"]
-    try:
-        await burst.until_answered(250)
-        cluster.kill("outbox_relay")
-        scenario.inject(f"SIGKILL outbox_relay after {burst.answered} orders answered")
-        await asyncio.sleep(1)
-        stranded = await unpublished(cluster, "ORDER_DATABASE_URL")
-        await cluster.restart("outbox_relay")
-        scenario.inject(f"outbox_relay restarted ({stranded} order events were waiting)")
+    await burst.until_answered(250)
+    cluster.kill("outbox_relay")
+    scenario.inject(f"SIGKILL outbox_relay after {burst.answered} orders answered")
+    await asyncio.sleep(1)
+    stranded = await unpublished(cluster, "ORDER_DATABASE_URL")
+    await cluster.restart("outbox_relay")
+    scenario.inject(f"outbox_relay restarted ({stranded} order events were waiting)")
 
-        await burst.until_answered(600)
-        # The relay's own fault hook: SIGKILL right after its 5th publication, acknowledged but not marked.
-        await asyncio.to_thread(relay.stop)
-        relay.env = {**relay.env, "RELAY_FAULT_KILL_AFTER_PUBLISH": "5"}
-        scenario.inject(f"outbox_relay restarted with RELAY_FAULT_KILL_AFTER_PUBLISH=5 at {burst.answered} orders")
+    await burst.until_answered(600)
+    # A faulty relay in its place: SIGKILL right after its 5th publication, acknowledged but not marked.
+    async with faulty_relay(cluster, FAULT_KILL_AFTER_PUBLISH="5") as relay:
+        scenario.inject(f"a faulty relay started with FAULT_KILL_AFTER_PUBLISH=5 at {burst.answered} orders")
         try:
             await asyncio.to_thread(relay.start)
         except RuntimeError:
             pass  # it may kill itself before it even listens
         await asyncio.to_thread(relay.process.wait, 60)
         scenario.inject(
-            f"outbox_relay killed itself after publishing, before marking (exit {relay.process.returncode})"
+            f"the faulty relay killed itself after publishing, before marking (exit {relay.process.returncode})"
         )
-    finally:
-        relay.env = {**relay.env, "RELAY_FAULT_KILL_AFTER_PUBLISH": "0"}
-    await cluster.restart("outbox_relay")
-    scenario.inject("outbox_relay restarted without the hook")
+    scenario.inject("outbox_relay restarted")
     await burst.finished()
     scenario.measure(placed=dict(burst.outcomes), place_seconds=round(burst.seconds, 1), orders_per_second=burst.rate)
     assert burst.outcomes == {201: ORDERS}

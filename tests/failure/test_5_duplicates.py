@@ -1,7 +1,7 @@
-"""Scenario 5: every event delivered three times. The relay runs with its fault hook RELAY_FAULT_PUBLISH_COPIES=3:
-each batch is published three times in a row, so every consumer sees every event three times, interleaved with
-the events that follow it (as after relays that crashed between publishing and marking). Products are created,
-orders placed, rejected, paid and cancelled: every effect is applied once."""
+"""Scenario 5: every event delivered three times. A faulty relay (tests/faulty_relay.py, FAULT_PUBLISH_COPIES=3)
+runs in the relay's place: each batch is published three times in a row, so every consumer sees every event three
+times, interleaved with the events that follow it (as after relays that crashed between publishing and marking).
+Products are created, orders placed, rejected, paid and cancelled: every effect is applied once."""
 
 import pytest
 
@@ -12,9 +12,9 @@ from tests.failure.support import (
     change_orders,
     check_invariants,
     email,
+    faulty_relay,
     messages_per_key,
     order_statuses,
-    restart_with,
     sagas_in,
     wait_for_sagas,
 )
@@ -25,11 +25,11 @@ ORDERS, SCARCE_ORDERS, SCARCE_UNITS = 200, 30, 5
 CHANGED = 40  # paid, and as many cancelled
 
 
-@pytest.mark.scenario(number=5, title="every event delivered 3 times", fault="RELAY_FAULT_PUBLISH_COPIES=3")
+@pytest.mark.scenario(number=5, title="every event delivered 3 times", fault="FAULT_PUBLISH_COPIES=3")
 async def test_every_event_delivered_three_times(cluster, api, admin, scenario):
-    await restart_with(cluster, "outbox_relay", RELAY_FAULT_PUBLISH_COPIES=str(COPIES))
-    scenario.inject(f"outbox_relay restarted with RELAY_FAULT_PUBLISH_COPIES={COPIES}")
-    try:
+    async with faulty_relay(cluster, FAULT_PUBLISH_COPIES=str(COPIES)):
+        await cluster.restart("outbox_relay")
+        scenario.inject(f"a faulty relay started with FAULT_PUBLISH_COPIES={COPIES}")
         plenty = await create_product(api, admin, quantity=500)
         scarce = await create_product(api, admin, quantity=SCARCE_UNITS)  # rejections: compensation, verdicts
         customer = await new_customer(api, email("duplicates"))
@@ -61,9 +61,7 @@ async def test_every_event_delivered_three_times(cluster, api, admin, scenario):
         scenario.measure(placed=dict(burst.outcomes), order_event_copies=per_event, order_events=len(copies))
         assert len(copies) == len(bodies) + 2 * CHANGED + rejected  # placed; paid or cancelled; rejected
         assert min(copies.values()) >= COPIES
-    finally:
-        await restart_with(cluster, "outbox_relay", RELAY_FAULT_PUBLISH_COPIES="1")
-        scenario.inject("outbox_relay restarted without the hook")
+    scenario.inject("outbox_relay restarted")
 
     await check_invariants(cluster, scenario)
     assert await order_statuses(cluster, burst.order_ids) == {

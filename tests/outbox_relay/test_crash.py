@@ -14,9 +14,12 @@ from tests.support import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def relay_process(ledger_url: str, kafka_bootstrap: str, log_dir: Path, **env: str) -> ServerProcess:
+def relay_process(
+    ledger_url: str, kafka_bootstrap: str, log_dir: Path, module: str = "outbox_relay", **env: str
+) -> ServerProcess:
+    """The relay's process (`module`: or tests.faulty_relay, with its FAULT_* variables in `env`)."""
     port = free_port()
-    command = [sys.executable, "-m", "outbox_relay"]
+    command = [sys.executable, "-m", module]
     environment = {
         "PORT": str(port),
         "OUTBOX_DATABASE_URLS": ledger_url,
@@ -56,10 +59,12 @@ async def test_sigkill_after_publishing_before_marking(
     ledger, topic, kafka_bootstrap, ledger_url, servers_dir, start_consumer
 ):
     await start_consumer()
-    doomed = relay_process(ledger_url, kafka_bootstrap, servers_dir, RELAY_FAULT_KILL_AFTER_PUBLISH="3").start()
+    doomed = relay_process(
+        ledger_url, kafka_bootstrap, servers_dir, "tests.faulty_relay", FAULT_KILL_AFTER_PUBLISH="3"
+    ).start()
     await commit_events([thing_happened(topic, f"agg-{n % 10}", n // 10) for n in range(500)])
     await asyncio.to_thread(doomed.process.wait, 60)
-    assert doomed.process.returncode == -9  # killed by the fault hook, mid-flight
+    assert doomed.process.returncode == -9  # killed by its fault, mid-flight
     marked = await ledger.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
     assert marked < 500
 

@@ -1,11 +1,12 @@
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from common.consumer import ReceivedEvent
@@ -49,6 +50,24 @@ def cause(event_type: str = "test.message", topic: str = "test-topic") -> Receiv
     return ReceivedEvent(uuid.uuid4(), event_type, "", {}, None, None, topic, 0, 0)
 
 
+def order_placed(saga: Orchestrator) -> Callable[..., Awaitable[None]]:
+    """The orchestrator's move for one order.placed (the consumer hands it runs of them)."""
+
+    async def move(connection: BaseDBAsyncClient, payload: dict[str, Any], cause: ReceivedEvent) -> None:
+        await saga.orders_placed(connection, [(payload, cause)])
+
+    return move
+
+
+def stock_reserved(saga: Orchestrator) -> Callable[..., Awaitable[None]]:
+    """The orchestrator's move for one stock.reserved reply (the consumer hands it runs of them)."""
+
+    async def move(connection: BaseDBAsyncClient, order_id: str, cause: ReceivedEvent) -> None:
+        await saga.stocks_reserved(connection, [(order_id, cause)])
+
+    return move
+
+
 async def run(method, *arguments: Any) -> None:
     """One orchestrator call in its own transaction, as a consumer runs it."""
     async with in_transaction("saga") as connection:
@@ -58,7 +77,7 @@ async def run(method, *arguments: Any) -> None:
 async def place(saga_orchestrator: Orchestrator, user_id: int = 7) -> str:
     order_id = str(uuid.uuid4())
     payload = {"order_id": order_id, "user_id": str(user_id), "items": ITEMS, "total_price": 919.99}
-    await run(saga_orchestrator.order_placed, payload)
+    await run(order_placed(saga_orchestrator), payload)
     return order_id
 
 

@@ -6,7 +6,7 @@ import uuid
 from tortoise.transactions import in_transaction
 
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import cause, orchestrator, place, relay_publishes, run
+from tests.saga.conftest import cause, orchestrator, place, relay_publishes, run, stock_reserved
 
 
 def bearer(issuer, user_id: int, role: str) -> dict[str, str]:
@@ -16,7 +16,7 @@ def bearer(issuer, user_id: int, role: str) -> dict[str, str]:
 async def test_owner_and_admin_see_the_steps_others_do_not(client, issuer):
     saga = orchestrator()
     order_id = await place(saga, user_id=7)
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     response = await client.get(f"/api/v1/sagas/{order_id}", headers=bearer(issuer, 7, "user"))
     assert response.status_code == 200
     body = response.json()
@@ -36,7 +36,7 @@ async def test_admin_lists_sagas_by_state(client, issuer):
     saga = orchestrator()
     first = await place(saga)
     second = await place(saga)
-    await run(saga.stock_reserved, second)
+    await run(stock_reserved(saga), second)
     admin = bearer(issuer, 1, "admin")
     listed = (await client.get("/api/v1/sagas?state=RESERVING", headers=admin)).json()
     assert [entry["order_id"] for entry in listed] == [first]
@@ -72,12 +72,12 @@ async def test_the_messages_that_moved_the_saga_and_those_it_sent(client, issuer
     placed = cause("order.placed", "order-events")
     payload = {"order_id": order_id, "user_id": "7", "items": [{"product_id": "p-1", "quantity": 1}]}
     async with in_transaction("saga") as connection:
-        await saga.order_placed(connection, payload, placed)
+        await saga.orders_placed(connection, [(payload, placed)])
     reserved = cause("stock.reserved", "stock-replies")
     async with in_transaction("saga") as connection:
-        await saga.stock_reserved(connection, order_id, reserved)
+        await saga.stocks_reserved(connection, [(order_id, reserved)])
     async with in_transaction("saga") as connection:
-        await saga.stock_reserved(connection, order_id, cause("stock.reserved", "stock-replies"))  # a duplicate
+        await saga.stocks_reserved(connection, [(order_id, cause("stock.reserved", "stock-replies"))])  # a duplicate
 
     body = (await client.get(f"/api/v1/sagas/{order_id}", headers=bearer(issuer, 7, "user"))).json()
     logged = [(m["direction"], m["event_type"], m["topic"]) for m in body["messages"]]

@@ -9,7 +9,7 @@ from saga.metrics import SagaMetrics, keep_counting_sagas
 from saga.models import SagaState
 from saga.orchestrator import Orchestrator, Timing
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import place, relay_publishes, run
+from tests.saga.conftest import place, relay_publishes, run, stock_reserved
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -24,7 +24,7 @@ def observed(step_timeout: float = 10, payment_timeout: float = 900) -> tuple[Or
 async def test_steps_are_timed_by_how_they_ended(client):
     saga, registry = observed()
     order_id = await place(saga)
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     await run(saga.order_paid, order_id)
     await run(saga.stock_confirmed, order_id)
     for step in ("reserve", "await_payment", "confirm"):
@@ -47,7 +47,7 @@ async def test_resends_deadlines_and_failures_are_counted(client):
 
     expiring, registry = observed(payment_timeout=0.05)
     order_id = await place(expiring)
-    await run(expiring.stock_reserved, order_id)
+    await run(stock_reserved(expiring), order_id)
     await asyncio.sleep(0.1)
     await handle_due_sagas(expiring)
     assert value(registry, "saga_deadlines_total", kind="payment") == 1
@@ -58,7 +58,7 @@ async def test_resends_deadlines_and_failures_are_counted(client):
 async def test_sagas_are_counted_by_state_on_the_metrics_page(client):
     saga = Orchestrator(Timing(900, 10, 3))
     reserved = await place(saga)
-    await run(saga.stock_reserved, reserved)
+    await run(stock_reserved(saga), reserved)
     await place(saga)
     metrics = SagaMetrics(CollectorRegistry())
     counting = asyncio.create_task(keep_counting_sagas(metrics, "saga", interval=0.05))

@@ -15,7 +15,18 @@ from tortoise.transactions import in_transaction
 from common.consumer import ReceivedEvent
 from saga.models import Saga, SagaState, SagaStep
 from saga.moves import lock_due_sagas
-from tests.saga.conftest import ITEMS, cause, commands, orchestrator, place, relay_publishes, run, saga_of
+from tests.saga.conftest import (
+    ITEMS,
+    cause,
+    commands,
+    orchestrator,
+    order_placed,
+    place,
+    relay_publishes,
+    run,
+    saga_of,
+    stock_reserved,
+)
 
 
 class Recorded:
@@ -92,7 +103,7 @@ async def test_a_new_saga_is_one_statement(client):
     saga, order_id, placing = orchestrator(), str(uuid.uuid4()), cause()
     async with in_transaction("saga") as connection:
         recorded = Recorded(connection)
-        await saga.order_placed(recorded, placed(order_id), placing)
+        await saga.orders_placed(recorded, [(placed(order_id), placing)])
     assert len(recorded.statements) == 1
     created = await saga_of(order_id)
     assert (created.state, created.user_id, created.paid) == (SagaState.RESERVING, 7, False)
@@ -110,7 +121,7 @@ async def test_the_same_order_placed_twice_gives_one_saga_one_step_one_command(c
     saga = orchestrator()
     order_id = await place(saga)
     first = await saga_of(order_id)
-    assert len(await statements_of(saga.order_placed, placed(order_id))) == 1  # another event id: writes nothing
+    assert len(await statements_of(order_placed(saga), placed(order_id))) == 1  # another event id: writes nothing
     assert (await saga_of(order_id)).updated_at == first.updated_at
     assert await steps_of(order_id) == [("reserve", "running", 1)]
     assert [event for event, _ in await commands(order_id)] == ["stock.reserve"]
@@ -118,8 +129,8 @@ async def test_the_same_order_placed_twice_gives_one_saga_one_step_one_command(c
 
 async def test_the_same_order_placed_twice_at_once_gives_one_saga(client):
     saga, order_id = orchestrator(), str(uuid.uuid4())
-    async with held_open(saga.order_placed, placed(order_id)):
-        second = asyncio.create_task(run(saga.order_placed, placed(order_id)))
+    async with held_open(order_placed(saga), placed(order_id)):
+        second = asyncio.create_task(run(order_placed(saga), placed(order_id)))
         await waits_for_a_lock()  # the second insert waits for the first one's transaction
     await second
     assert await Saga.filter(order_id=order_id).count() == 1
@@ -130,10 +141,10 @@ async def test_the_same_order_placed_twice_at_once_gives_one_saga(client):
 async def test_a_move_reads_once_and_writes_once(client):
     saga = orchestrator()
     order_id = await place(saga)
-    lock, write = await statements_of(saga.stock_reserved, order_id)
+    lock, write = await statements_of(stock_reserved(saga), order_id)
     assert "FOR UPDATE OF sagas" in lock and write.startswith("WITH saga AS (UPDATE sagas")
     assert await steps_of(order_id) == [("reserve", "succeeded", 1), ("await_payment", "running", 0)]
-    assert len(await statements_of(saga.stock_reserved, order_id)) == 1  # a duplicate reply: read, nothing written
+    assert len(await statements_of(stock_reserved(saga), order_id)) == 1  # a duplicate reply: read, nothing written
 
 
 def received(event_type: str, topic: str) -> ReceivedEvent:
@@ -228,7 +239,7 @@ async def test_a_move_that_waited_for_the_lock_sees_the_step_the_move_before_it_
     # and must abandon the step that move started, not the one it finished.
     saga = orchestrator()
     order_id = await place(saga)
-    async with held_open(saga.stock_reserved, order_id):
+    async with held_open(stock_reserved(saga), order_id):
         cancelling = asyncio.create_task(run(saga.order_cancelled, order_id))
         await waits_for_a_lock()
     await cancelling

@@ -5,7 +5,7 @@ from tortoise import connections
 
 from common.retention import purge
 from saga.retention import saga_purges
-from tests.saga.conftest import orchestrator, place, run
+from tests.saga.conftest import orchestrator, place, run, stock_reserved
 
 
 async def counts() -> dict[str, int]:
@@ -22,7 +22,7 @@ async def test_only_sagas_that_ended_long_ago_lose_their_history(client):
     for order_id in (ended_long_ago, ended_now):
         await run(saga.stock_rejected, {"order_id": order_id, "reason": "insufficient stock"})
         await run(saga.stock_released, order_id)
-    await run(saga.stock_reserved, waiting_long)
+    await run(stock_reserved(saga), waiting_long)
     await connections.get("saga").execute_query(
         "UPDATE sagas SET updated_at = now() - interval '31 days' WHERE order_id = ANY($1::uuid[])",
         [[ended_long_ago, waiting_long]],

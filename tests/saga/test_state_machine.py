@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 from saga.models import SagaState
 from saga.orchestrator import Orchestrator
 from saga.timer import handle_due_sagas
-from tests.saga.conftest import cause, commands, orchestrator, place, relay_publishes, run, saga_of
+from tests.saga.conftest import cause, commands, orchestrator, place, relay_publishes, run, saga_of, stock_reserved
 
 RESERVE = {"order_id": None, "items": [{"product_id": "p-1", "quantity": 1}, {"product_id": "p-2", "quantity": 2}]}
 
@@ -19,7 +19,7 @@ async def test_happy_path_reserve_pay_confirm(client):
     assert (await saga_of(order_id)).state == SagaState.RESERVING
     assert await commands(order_id) == [("stock.reserve", {**RESERVE, "order_id": order_id})]
 
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     awaiting = await saga_of(order_id)
     assert awaiting.state == SagaState.AWAITING_PAYMENT
     assert awaiting.payment_deadline is not None and awaiting.due_at == awaiting.payment_deadline
@@ -52,7 +52,7 @@ async def test_rejection_compensates_then_rejects_the_order(client):
 async def test_cancel_while_awaiting_payment_releases(client):
     saga = orchestrator()
     order_id = await place(saga)
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     await run(saga.order_cancelled, order_id)
     assert (await saga_of(order_id)).state == SagaState.RELEASING
     await run(saga.stock_released, order_id)
@@ -64,7 +64,7 @@ async def test_cancel_racing_the_reservation_still_releases(client):
     saga = orchestrator()
     order_id = await place(saga)
     await run(saga.order_cancelled, order_id)  # before stock answered the reservation
-    await run(saga.stock_reserved, order_id)  # the reservation's reply arrives late: ignored
+    await run(stock_reserved(saga), order_id)  # the reservation's reply arrives late: ignored
     assert (await saga_of(order_id)).state == SagaState.RELEASING
     await run(saga.stock_released, order_id)
     assert (await saga_of(order_id)).state == SagaState.CANCELLED
@@ -96,14 +96,14 @@ async def test_payment_during_the_reservation_confirms_right_after_it(client):
     saga = orchestrator()
     order_id = await place(saga)
     await run(saga.order_paid, order_id)
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     assert (await saga_of(order_id)).state == SagaState.CONFIRMING
 
 
 async def test_payment_deadline_asks_the_orders_to_cancel_then_releases(client):
     saga = orchestrator(payment_timeout=0.05)
     order_id = await place(saga)
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     await asyncio.sleep(0.1)
     assert await handle_due_sagas(saga) == 1
     asked = await saga_of(order_id)
@@ -124,7 +124,7 @@ async def test_a_payment_racing_the_deadline_keeps_its_stock(client):
     order.paid, arriving after the deadline, confirms the stock instead of finding it released."""
     saga = orchestrator(payment_timeout=0.05)
     order_id = await place(saga)
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     await asyncio.sleep(0.1)
     assert await handle_due_sagas(saga) == 1
     await run(saga.order_paid, order_id)
@@ -183,7 +183,7 @@ async def test_a_failed_saga_is_retried_automatically_and_a_late_reply_still_cou
     await asyncio.sleep(0.05)
     await handle_due_sagas(saga)  # stock still silent: FAILED again
     assert (await saga_of(order_id)).state == SagaState.FAILED
-    await run(saga.stock_reserved, order_id)  # stock applied a copy at last: its reply is not ignored
+    await run(stock_reserved(saga), order_id)  # stock applied a copy at last: its reply is not ignored
     assert (await saga_of(order_id)).state == SagaState.AWAITING_PAYMENT
 
 
@@ -194,7 +194,7 @@ async def test_a_payment_while_the_reservation_failed_confirms_once_the_retry_re
     await run(saga.order_paid, order_id)
     await asyncio.sleep(0.1)  # past the retry's due time
     assert await handle_due_sagas(saga) == 1
-    await run(saga.stock_reserved, order_id)
+    await run(stock_reserved(saga), order_id)
     assert (await saga_of(order_id)).state == SagaState.CONFIRMING
 
 
@@ -213,9 +213,9 @@ async def test_duplicates_change_nothing(client):
     saga = orchestrator()
     order_id = await place(saga)
     async with in_transaction("saga") as connection:  # the same order placed again, under another event id
-        await saga.order_placed(connection, {"order_id": order_id, "user_id": "7", "items": []}, cause())
-    await run(saga.stock_reserved, order_id)
-    await run(saga.stock_reserved, order_id)
+        await saga.orders_placed(connection, [({"order_id": order_id, "user_id": "7", "items": []}, cause())])
+    await run(stock_reserved(saga), order_id)
+    await run(stock_reserved(saga), order_id)
     await run(saga.stock_released, order_id)  # a reply that does not fit the state
     assert (await saga_of(order_id)).state == SagaState.AWAITING_PAYMENT
     assert [event for event, _ in await commands(order_id)] == ["stock.reserve"]
@@ -223,7 +223,7 @@ async def test_duplicates_change_nothing(client):
 
 async def test_unknown_order_is_ignored(client):
     saga = orchestrator()
-    await run(saga.stock_reserved, "7b1e9f5e-0000-4000-8000-000000000000")
+    await run(stock_reserved(saga), "7b1e9f5e-0000-4000-8000-000000000000")
     await run(saga.order_paid, "7b1e9f5e-0000-4000-8000-000000000000")
 
 
