@@ -1,3 +1,5 @@
+from typing import Any
+
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure
 from sanic import Sanic
@@ -20,7 +22,9 @@ def create_catalog_app(settings: CatalogSettings, token_verifier: TokenVerifier 
     @app.before_server_start
     async def open_catalog(app: Sanic) -> None:
         # The client binds to the running loop: create it inside it. Requests fail after 5 s without a server.
-        client = AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000
+        )
         catalog = Catalog(client, client[settings.catalog_database])
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(ConnectionFailure),

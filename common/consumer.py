@@ -38,7 +38,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter
@@ -127,7 +127,7 @@ def _contention(error: BaseException) -> bool:
     return caused_by(error, _CONTENTION_ERRORS)
 
 
-class _GroupJoined(ConsumerRebalanceListener):
+class _GroupJoined(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka publishes no types
     """Tells when the consumer has joined its group and received its assignment (perhaps no partition, when the
     group has more members than the topics have partitions); first, the partitions the group has never read are
     set to start from their first message, all at once. (Left to the fetch, each would come back as an error of its
@@ -157,7 +157,7 @@ class EventConsumer:
         name: str,
         bootstrap_servers: str,
         topics: list[str],
-        handlers: dict[str, Handler | ForBatches],
+        handlers: Mapping[str, Handler | ForBatches],
         database: str,
         max_attempts: int = 5,
         retry_delay: float = 0.1,
@@ -444,7 +444,8 @@ class EventConsumer:
         started = time.perf_counter()
         async with in_transaction(self.database) as connection:
             new = await first_deliveries(connection, self.name, [(event.id, event.type) for event in events], keys)
-            fresh, outcomes = [], Counter()
+            fresh: list[ReceivedEvent] = []
+            outcomes: Counter[tuple[str, str]] = Counter()
             for event in events:
                 if event.id in new:
                     new.discard(event.id)  # the same event twice in one batch: applied once

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # honours the mark (Tortoise's execute_query and execute_query_dict call it; fetchrow and execute do not).
 PLANNED_PER_EXECUTION = "/* planned per execution */"
 
+# A connection of its own, or one a pool lends (asyncpg's proxy of it): what a function that runs statements takes.
+PgConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 
 # The database cannot serve now: unreachable, going down or coming up (OperatorInterventionError: "terminating
 # connection due to administrator command", "the database system is shutting down / starting up"), or out of
@@ -79,11 +82,13 @@ class PooledConnection(asyncpg.Connection):
     def get_reset_query(self) -> str:
         return ""
 
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> list:
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> list[Any]:
         if query.startswith(PLANNED_PER_EXECUTION):
             statement = await self.prepare(query, timeout=timeout, **options)
-            return await statement.fetch(*args, timeout=timeout)
-        return await super().fetch(query, *args, timeout=timeout, **options)
+            rows: list[Any] = await statement.fetch(*args, timeout=timeout)
+            return rows
+        rows = await super().fetch(query, *args, timeout=timeout, **options)
+        return rows
 
 
 def tortoise_config(database_url: str, app_label: str, pool_size: int = 10) -> dict:

@@ -14,19 +14,20 @@ against a database directly. Both pass a connection to the service's database.
 import json
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
+
+from common.database import PgConnection
 
 _FIELDS = 'consumer, event_id, topic, partition, "offset", key, headers, value, error, attempts, dead_at'
 
 
-async def has_inbox(connection: asyncpg.Connection) -> bool:
+async def has_inbox(connection: PgConnection) -> bool:
     """Whether the service of this database consumes events (only those have an inbox)."""
-    return await connection.fetchval("SELECT to_regclass('inbox_dead_letter') IS NOT NULL")
+    return bool(await connection.fetchval("SELECT to_regclass('inbox_dead_letter') IS NOT NULL"))
 
 
 async def inbox_dead_letters(
-    connection: asyncpg.Connection, limit: int = 100, event_type: str | None = None
+    connection: PgConnection, limit: int = 100, event_type: str | None = None
 ) -> list[dict[str, Any]]:
     """The oldest `limit` inbox dead letters (of one event type, when given)."""
     rows = await connection.fetch(
@@ -39,7 +40,7 @@ async def inbox_dead_letters(
 
 
 async def redrive_inbox(
-    connection: asyncpg.Connection,
+    connection: PgConnection,
     producer: AIOKafkaProducer,
     event_id: str | None = None,
     event_type: str | None = None,

@@ -9,7 +9,7 @@ import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, raw
+from sanic.response import BaseHTTPResponse, HTTPResponse, raw
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -58,12 +58,12 @@ def register_metrics(app: Sanic) -> ServiceMetrics:
     metrics = ServiceMetrics()
     app.ctx.metrics = metrics
 
-    @app.on_request(priority=100)  # first: the time includes the other middleware
+    @app.middleware("request", priority=100)  # first: the time includes the other middleware
     async def start_clock(request: Request) -> None:
         request.ctx.started = time.perf_counter()
 
-    @app.on_response(priority=-100)
-    async def count_request(request: Request, response: HTTPResponse) -> None:
+    @app.middleware("response", priority=-100)
+    async def count_request(request: Request, response: BaseHTTPResponse) -> None:
         started = getattr(request.ctx, "started", None)
         if started is None:  # refused before the request middleware ran (e.g. a body over the limit)
             return

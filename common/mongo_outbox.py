@@ -37,7 +37,8 @@ async def next_outbox_position(database: AsyncDatabase, session: AsyncClientSess
         return_document=ReturnDocument.AFTER,
         session=session,
     )
-    return counter["position"]
+    assert counter is not None  # upserted
+    return int(counter["position"])
 
 
 async def write_event_mongo(database: AsyncDatabase, session: AsyncClientSession, event: Event) -> None:

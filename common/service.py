@@ -2,11 +2,12 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 from urllib.parse import urlsplit
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, json
+from sanic.response import BaseHTTPResponse, HTTPResponse, json
 from sanic_ext import Extend
 
 from common.consumer import EventConsumer
@@ -53,8 +54,8 @@ def create_app(name: str, title: str, settings: ServiceSettings, token_verifier:
     async def bind_correlation_id(request: Request) -> None:
         correlation_id.set(str(request.id))
 
-    @app.on_response
-    async def expose_request_id(request: Request, response: HTTPResponse) -> None:
+    @app.middleware("response")
+    async def expose_request_id(request: Request, response: BaseHTTPResponse) -> None:
         response.headers["X-Request-ID"] = str(request.id)
 
     @app.get("/health", name="health")
@@ -117,7 +118,7 @@ def register_consumers(app: Sanic, make_consumers: Callable[[], list[EventConsum
         await asyncio.gather(*(consumer.stop() for consumer in app.ctx.consumers or ()))
 
 
-def run_in_background(app: Sanic, name: str, work: Callable[[], Awaitable[None]]) -> None:
+def run_in_background(app: Sanic, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """`work()` as a task while the server runs: started once it has started (its database is open), cancelled
     before it stops."""
 

@@ -84,7 +84,7 @@ def form_body(request: Request, model: type[M]) -> M:
     content_type = request.content_type.split(";")[0].strip()
     if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raise BadRequest("The request body must be form data (application/x-www-form-urlencoded)")
-    return parse_model(model, _first_values(request.form))
+    return parse_model(model, _first_values(request.form or {}))
 
 
 def query_args(request: Request, model: type[M]) -> M:

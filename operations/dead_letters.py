@@ -6,10 +6,10 @@ import asyncio
 import json
 from typing import Any, Literal
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from common import dead_letters as inbox
+from common.database import PgConnection
 from common.errors import NotFound
 from common.topics import started
 from outbox_relay.outboxes import STORE_ERRORS, OutboxStore
@@ -68,7 +68,7 @@ class DeadLetters:
                 self._producer = await started(lambda: inbox.redrive_producer(self._bootstrap_servers), timeout=10.0)
         return self._producer
 
-    async def _has_inbox(self, store: PostgresOutboxStore, connection: asyncpg.Connection) -> bool:
+    async def _has_inbox(self, store: PostgresOutboxStore, connection: PgConnection) -> bool:
         if store.name not in self._with_inbox and await inbox.has_inbox(connection):
             self._with_inbox.add(store.name)
         return store.name in self._with_inbox

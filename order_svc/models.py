@@ -1,4 +1,5 @@
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -20,8 +21,9 @@ class Order(Model):
     user_id = fields.IntField()
     status = fields.CharEnumField(OrderStatus, max_length=16, default=OrderStatus.PENDING)
     total_price = fields.DecimalField(max_digits=12, decimal_places=2)
-    shipping_address = fields.JSONField()
-    status_reason = fields.TextField(null=True)  # why the saga rejected or cancelled it
+    shipping_address: fields.JSONField[dict[str, Any]] = fields.JSONField()
+    # Why the saga rejected or cancelled it (tortoise types a nullable TextField as never None).
+    status_reason: fields.Field[str | None] = fields.TextField(null=True)  # type: ignore[assignment]
     placed_again_at = fields.DatetimeField(null=True)  # when order_svc/reconciler.py last published it again
     # Set by the use cases, not auto_now: a new order shows the same instant as created and updated.
     created_at = fields.DatetimeField()

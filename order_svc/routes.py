@@ -1,4 +1,5 @@
 import logging
+from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, empty, json
@@ -8,6 +9,7 @@ from common.auth import authenticated, require_role
 from common.idempotency import HEADER, KEY_DESCRIPTION, keyed
 from common.validation import json_body, openapi_body, query_args
 from order_svc import orders
+from order_svc.models import Order, OrderItem
 from order_svc.schemas import NewOrder, Page, StatusChange, order_view
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,12 @@ async def list_orders(request: Request) -> HTTPResponse:
 @require_role("admin")
 async def list_orphans(request: Request) -> HTTPResponse:
     found = await orders.orphans(query_args(request, Page))
-    return json([{**order_view(*order), "placed_again_at": order[0].placed_again_at.isoformat()} for order in found])
+    return json([_orphan_view(order, items) for order, items in found])
+
+
+def _orphan_view(order: Order, items: list[OrderItem]) -> dict[str, Any]:
+    assert order.placed_again_at is not None  # orders.orphans reads only orders published again
+    return {**order_view(order, items), "placed_again_at": order.placed_again_at.isoformat()}
 
 
 @order_routes.get("/<order_id:str>")

@@ -16,9 +16,11 @@ NAME = "outbox_relay"
 log = logging.getLogger(__name__)
 
 
-def create_relay_app(settings: RelaySettings) -> Sanic:
+def create_relay_app(settings: RelaySettings, publisher: Publisher | None = None) -> Sanic:
+    """The relay's app; `publisher` is the Kafka side (by default a Publisher for the settings' broker; the failure
+    tests compose a faulty one, tests/faulty_relay.py)."""
     app = create_app(NAME, "Outbox relay", settings)
-    publisher = Publisher(settings.kafka_bootstrap_servers)
+    publisher = publisher or Publisher(settings.kafka_bootstrap_servers)
     relay = Relay(drained_outboxes(settings), publisher, settings, app.ctx.metrics.registry)
     app.ctx.relay = relay
 

@@ -103,7 +103,7 @@ class MongoOutboxStore:
         # The count command, not count_documents (an aggregation): nx-27017's $match does not match a null field
         # the way find does.
         assert self._database is not None, "open() the outbox first"
-        return (await self._database.command("count", collection, query=query))["n"]
+        return int((await self._database.command("count", collection, query=query))["n"])
 
     async def purge(self, older_than_seconds: float) -> int:
         """Delete published records older than the retention window."""
@@ -233,6 +233,7 @@ class MongoOutbox(MongoOutboxStore):
 
     async def _hold_lease(self) -> bool:
         """Take or renew the lease; False while another relay holds it."""
+        assert self._database is not None, "open() the outbox first"
         now = time.time()  # the relays' clocks must agree to well within the lease's length
         try:
             lease = await self._database[LEASES].find_one_and_update(

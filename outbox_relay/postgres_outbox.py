@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
-from common.database import PooledConnection, asyncpg_dsn
+from common.database import PgConnection, PooledConnection, asyncpg_dsn
 from common.outbox import OUTBOX_CHANNEL
 from outbox_relay.records import Failure, OutboxRecord, OutboxStats
 
@@ -107,11 +107,12 @@ class PostgresOutboxStore:
         self._pool = None
 
     async def pending(self) -> int:
-        return await self.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return int(await self.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
 
     async def stats(self) -> OutboxStats:
         """One statement, each figure an index lookup (unpublished rows, published_at) or a small table's count."""
         row = await self.pool.fetchrow(_STATS)
+        assert row is not None  # an aggregate: always one row
         return OutboxStats(
             unpublished=row["unpublished"],
             oldest_unpublished_seconds=float(row["oldest_age"] or 0.0),
@@ -227,7 +228,7 @@ class PostgresOutbox(PostgresOutboxStore):
 
 
 class PostgresBatch:
-    def __init__(self, connection: asyncpg.Connection, records: list[OutboxRecord]) -> None:
+    def __init__(self, connection: PgConnection, records: list[OutboxRecord]) -> None:
         self._connection = connection
         self.records = records
 

@@ -37,7 +37,7 @@ def partition_index(key: bytes, partitions: int) -> int:
     """The partition (index into the topic's sorted partitions) of a key, as Java clients and aiokafka's default
     partitioner choose it: murmur2 of the key. Remembered, because aiokafka's murmur2 is pure Python and an
     aggregate's key recurs in every one of its events."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass

@@ -2,11 +2,10 @@
 
 import asyncio
 import logging
-import os
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -16,7 +15,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from outbox_relay.metrics import RelayMetrics
 from outbox_relay.outboxes import STORE_ERRORS
 from outbox_relay.publisher import BrokerUnavailable, Publisher, PublishResult
-from outbox_relay.records import OutboxStats
+from outbox_relay.records import Failure, OutboxRecord, OutboxStats
 from outbox_relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
@@ -27,17 +26,21 @@ class RecordsFailed(Exception):
 
 
 class Batch(Protocol):
-    records: list
+    records: list[OutboxRecord]
+
+    async def settle(self, published: list[OutboxRecord], failed: list[Failure], max_attempts: int) -> int: ...
 
 
 class OutboxSource(Protocol):
     name: str
-    is_open: bool
+
+    @property
+    def is_open(self) -> bool: ...
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def wait_for_events(self, timeout: float) -> None: ...
-    def claim(self, aggregates: int, limit: int): ...  # async context manager yielding a batch
+    def claim(self, aggregates: int, limit: int) -> AbstractAsyncContextManager[Batch]: ...
     async def pending(self) -> int: ...
     async def stats(self) -> OutboxStats: ...
     async def purge(self, older_than_seconds: float) -> int: ...
@@ -65,7 +68,7 @@ def _log_backoff(outbox: str) -> Callable[[RetryCallState], None]:
 class Relay:
     def __init__(
         self,
-        outboxes: list[OutboxSource],
+        outboxes: Sequence[OutboxSource],
         publisher: Publisher,
         settings: RelaySettings,
         registry: CollectorRegistry | None = None,
@@ -74,7 +77,6 @@ class Relay:
         self.publisher = publisher
         self.settings = settings
         self.metrics = RelayMetrics(registry)
-        self._publications = 0
 
     async def run(self) -> None:
         """Drain every outbox until cancelled."""
@@ -124,8 +126,6 @@ class Relay:
             except BrokerUnavailable:
                 self.metrics.failed.labels(outbox.name, "broker").inc(len(batch.records))
                 raise
-            await self._fault_publish_copies(result.published)
-            self._fault_after_publish()
             stage = self._timed(outbox.name, "publish", stage)
             dead = await batch.settle(result.published, result.failed, self.settings.relay_max_attempts)
         self._timed(outbox.name, "mark", stage)
@@ -150,17 +150,6 @@ class Relay:
             self.metrics.failed.labels(outbox, "broker" if failure.transient else "record").inc()
         if dead:
             self.metrics.dead_letters.labels(outbox).inc(dead)
-
-    async def _fault_publish_copies(self, records: list) -> None:
-        for _ in range(self.settings.relay_fault_publish_copies - 1):
-            log.warning("fault injection: publishing %d records again", len(records))
-            await self.publisher.publish(records)
-
-    def _fault_after_publish(self) -> None:
-        self._publications += 1
-        if self._publications == self.settings.relay_fault_kill_after_publish:
-            log.error("fault injection: SIGKILL after publishing, before marking published")
-            os.kill(os.getpid(), signal.SIGKILL)
 
     async def _keep_purging(self) -> None:
         retention = self.settings.relay_retention_hours * 3600

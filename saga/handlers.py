@@ -1,8 +1,10 @@
 """The saga's consumer: order events and stock's replies, through the idempotent consumer helper."""
 
+from collections.abc import Awaitable, Callable
+
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from common.consumer import EventConsumer, ForBatches, ReceivedEvent
+from common.consumer import EventConsumer, ForBatches, Handler, ReceivedEvent
 from common.messages import (
     ORDER_CANCELLED,
     ORDER_PAID,
@@ -20,7 +22,9 @@ DB = "saga"
 
 
 def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventConsumer]:
-    def on(method):  # adapt an orchestrator method taking (connection, order_id, cause)
+    def on(method: Callable[[BaseDBAsyncClient, str, ReceivedEvent], Awaitable[None]]) -> Handler:
+        """An orchestrator method taking (connection, order_id, cause) as a handler."""
+
         async def handle(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
             await method(connection, event.payload["order_id"], event)
 
@@ -35,7 +39,6 @@ def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventC
     async def rejected(event: ReceivedEvent, connection: BaseDBAsyncClient) -> None:
         await orchestrator.stock_rejected(connection, event.payload, event)
 
-    common = {"bootstrap_servers": settings.kafka_bootstrap_servers, "database": DB}
     return [
         EventConsumer(
             DB,
@@ -49,6 +52,7 @@ def consumers(settings: SagaSettings, orchestrator: Orchestrator) -> list[EventC
                 STOCK_RELEASED: on(orchestrator.stock_released),
                 STOCK_CONFIRMED: on(orchestrator.stock_confirmed),
             },
-            **common,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            database=DB,
         ),
     ]

@@ -1,4 +1,5 @@
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -40,12 +41,17 @@ class Saga(Model):
     order_id = fields.UUIDField(primary_key=True)
     user_id = fields.IntField()
     state = fields.CharEnumField(SagaState, max_length=20)
-    items = fields.JSONField()
+    items: fields.JSONField[list[dict[str, Any]]] = fields.JSONField()
     paid = fields.BooleanField(default=False)  # the payment came while the stock was still being reserved
     # Why the stock is being (or was) released: the terminal state that follows the release.
-    release_outcome = fields.CharEnumField(SagaState, max_length=20, null=True)
-    reason = fields.TextField(null=True)
-    failed_in = fields.CharEnumField(SagaState, max_length=20, null=True)  # the state to retry from
+    # tortoise types a nullable TextField or CharEnumField as never None; these annotations say it can be.
+    release_outcome: fields.Field[SagaState | None] = fields.CharEnumField(  # type: ignore[assignment]
+        SagaState, max_length=20, null=True
+    )
+    reason: fields.Field[str | None] = fields.TextField(null=True)  # type: ignore[assignment]
+    failed_in: fields.Field[SagaState | None] = fields.CharEnumField(  # type: ignore[assignment]
+        SagaState, max_length=20, null=True
+    )  # the state to retry from
     correlation_id = fields.CharField(max_length=100, null=True)
     payment_deadline = fields.DatetimeField(null=True)
     due_at = fields.DatetimeField(null=True, db_index=True)  # the next deadline: a step's timeout or the payment's
@@ -69,7 +75,7 @@ class SagaStep(Model):
     command_id = fields.UUIDField(null=True)  # the event id of the last command sent
     started_at = fields.DatetimeField(auto_now_add=True)
     finished_at = fields.DatetimeField(null=True)
-    error = fields.TextField(null=True)
+    error: fields.Field[str | None] = fields.TextField(null=True)  # type: ignore[assignment]  # as in Saga
 
     class Meta:
         table = "saga_steps"

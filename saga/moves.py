@@ -84,8 +84,9 @@ class Move:
 
     def changed_steps(self) -> list[SagaStep]:
         step = self._read_step
-        changed = step is not None and _values(step, _STEP_MOVES) != self._read_step_values
-        return [step] if changed else []
+        if step is None or _values(step, _STEP_MOVES) == self._read_step_values:
+            return []
+        return [step]
 
     def changes_anything(self) -> bool:
         return self.new or bool(self.changed_columns() or self.changed_steps() or self.started or self.events)
@@ -256,9 +257,9 @@ ORDER BY m.position
 """
 
 
-def _messages(move: Move) -> list[tuple]:
+def _messages(move: Move) -> list[tuple[str, uuid.UUID, str, str, uuid.UUID | None, datetime]]:
     """The saga's message log for this move: the message it answered, then what it sent."""
-    messages = []
+    messages: list[tuple[str, uuid.UUID, str, str, uuid.UUID | None, datetime]] = []
     if (received := move.received) is not None:
         messages.append(("received", received.id, received.type, received.topic, None, move.at))
     cause = received.id if received is not None else None

@@ -1,6 +1,7 @@
 """How a saga is shown by the inspection endpoint."""
 
 from datetime import datetime
+from typing import Any
 
 from saga.models import Saga, SagaMessage, SagaStep
 
@@ -33,7 +34,7 @@ def message_view(message: SagaMessage) -> dict:
 
 
 def saga_view(saga: Saga, steps: list[SagaStep] | None = None, messages: list[SagaMessage] | None = None) -> dict:
-    view = {
+    view: dict[str, Any] = {
         "order_id": str(saga.order_id),
         "user_id": str(saga.user_id),
         "state": saga.state.value,

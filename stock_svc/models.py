@@ -1,4 +1,5 @@
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -89,7 +90,7 @@ class HandledCommand(Model):
     order_id = fields.CharField(max_length=100)
     command = fields.CharField(max_length=32)
     reply_type = fields.CharField(max_length=32)
-    reply = fields.JSONField()
+    reply: fields.JSONField[dict[str, Any]] = fields.JSONField()
     handled_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

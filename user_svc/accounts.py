@@ -158,7 +158,7 @@ async def ensure_admin(email: str, password: str) -> None:
             return
         except Conflict:  # another instance created it a moment ago
             user = await User.get(email=email)
-    changed = []
+    changed: list[str] = []
     if user.role != Role.ADMIN:
         user.role, changed = Role.ADMIN, [*changed, "role"]
     if not user.is_active:
