@@ -646,14 +646,14 @@ function listView(main, params) {
     const query = new URLSearchParams({ limit: String(PAGE_SIZE + 1), skip: String((page - 1) * PAGE_SIZE) });
     const orders = await api("GET", `/orders/?${query}`);
     const rows = orders.slice(0, PAGE_SIZE);
-    const sagas = await Promise.allSettled(rows.map((order) => api("GET", `/sagas/${order._id}`)));
-    for (const result of sagas) {
-      if (result.status === "rejected" && !(result.reason instanceof ApiError && result.reason.status === 404)) {
-        throw result.reason; // a missing saga is one not started yet; anything else is an error to show
-      }
-    }
+    // Every row's saga in one request; an order without one has had no saga started yet.
+    const ids = rows.map((order) => order._id);
+    const sagas = ids.length
+      ? await api("GET", `/sagas?${new URLSearchParams({ order_ids: ids.join(","), limit: String(ids.length) })}`)
+      : [];
+    const byOrder = new Map(sagas.map((saga) => [saga.order_id, saga]));
     return {
-      rows: rows.map((order, index) => ({ order, saga: sagas[index].value ?? null })),
+      rows: rows.map((order) => ({ order, saga: byOrder.get(order._id) ?? null })),
       more: orders.length > PAGE_SIZE,
     };
   };

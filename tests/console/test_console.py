@@ -124,11 +124,15 @@ async def test_a_customer_follows_a_paid_order_to_completed(
     await expect(page.get_by_role("heading", name="Your orders")).to_be_visible()
     await expect(page.locator("#session-role")).to_have_text("customer")
     await expect(page.get_by_text("You have no orders yet")).to_be_visible()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
 
     order_id = await place_order(api, customer, product, quantity=2)
     row = page.locator(f"tr[data-order-id='{order_id}']")  # the list refreshes by itself
     await expect(row.locator("[data-state]")).to_have_text("AWAITING_PAYMENT")
     await expect(row.locator("[data-order-status]")).to_have_text("pending")
+    saga_requests = [url for url in requested if "/api/v1/sagas" in url]
+    assert saga_requests and all(f"order_ids={order_id}" in url for url in saga_requests)  # one per poll, not per row
     await row.get_by_role("link", name=order_id).click()
 
     await expect(page).to_have_url(re.compile(f"#/sagas/{order_id}$"))

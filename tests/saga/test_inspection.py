@@ -1,4 +1,5 @@
-"""GET /api/v1/sagas/{order_id} (owner or admin), GET /api/v1/sagas (admin), POST .../retry (admin)."""
+"""GET /api/v1/sagas/{order_id} (owner or admin), GET /api/v1/sagas (admin; a customer with order_ids), POST
+.../retry (admin)."""
 
 import asyncio
 import uuid
@@ -46,6 +47,30 @@ async def test_admin_lists_sagas_by_state(client, issuer):
     bad = await client.get("/api/v1/sagas?state=NAPPING", headers=admin)
     assert bad.status_code == 422
     assert bad.json()["fields"][0]["field"] == "state"
+
+
+async def test_a_customer_lists_the_sagas_of_named_orders_of_theirs_in_one_request(client, issuer):
+    saga = orchestrator()
+    mine = [await place(saga, user_id=7) for _ in range(3)]
+    theirs = await place(saga, user_id=8)
+    await run(stock_reserved(saga), mine[1])
+    unknown = str(uuid.uuid4())  # no saga (yet): left out
+    named = ",".join([*mine, theirs, unknown])
+
+    listed = (await client.get(f"/api/v1/sagas?order_ids={named}", headers=bearer(issuer, 7, "user"))).json()
+    assert {entry["order_id"]: entry["state"] for entry in listed} == {
+        mine[0]: "RESERVING",
+        mine[1]: "AWAITING_PAYMENT",
+        mine[2]: "RESERVING",
+    }
+    admin = (await client.get(f"/api/v1/sagas?order_ids={named}", headers=bearer(issuer, 1, "admin"))).json()
+    assert {entry["order_id"] for entry in admin} == {*mine, theirs}
+
+    too_many = ",".join(str(uuid.uuid4()) for _ in range(101))
+    for bad in ("not-a-uuid", too_many):
+        refused = await client.get(f"/api/v1/sagas?order_ids={bad}", headers=bearer(issuer, 7, "user"))
+        assert refused.status_code == 422
+        assert refused.json()["fields"][0]["field"].startswith("order_ids")
 
 
 async def test_admin_retries_a_failed_saga(client, issuer):
