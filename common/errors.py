@@ -1,13 +1,17 @@
-"""One JSON error format for every service.
+"""One error vocabulary and one JSON error format for every service.
 
     {"error": "validation_failed", "message": "...", "fields": [{"field": "email", "problem": "..."}],
      "request_id": "..."}
 
-Handlers raise `ApiError` subclasses; a database that cannot serve now becomes a 503 with Retry-After; anything else
-unexpected becomes a 500 without a stack trace in the body.
+Use cases raise `DomainError`s (not found, conflict, forbidden), whoever called them; each kind gets its HTTP status
+here, once (`refusal`), and a consumer dead-letters the event that met one at once (common/consumer.py): asking again
+gets the same answer. The HTTP edge's own refusals (a malformed request, no credentials, too many requests, a part
+unavailable) are `ApiError`s, with their status. A database that cannot serve now becomes a 503 with Retry-After;
+anything else unexpected becomes a 500 without a stack trace in the body.
 """
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from sanic import Request, Sanic
@@ -21,7 +25,30 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_UNAVAILABLE = 1  # seconds: PostgreSQL restarts in about that long
 
 
+class DomainError(Exception):
+    """A use case's refusal by a rule of the domain."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    """What the request names does not exist (for this caller: others' things are not revealed)."""
+
+
+class Conflict(DomainError):
+    """The current state does not allow it."""
+
+
+class Forbidden(DomainError):
+    """The caller may not do it."""
+
+
 class ApiError(Exception):
+    """A refusal at the HTTP edge itself, with its status."""
+
     status = 400
     code = "bad_request"
 
@@ -41,18 +68,6 @@ class Unauthorized(ApiError):
 
     def __init__(self, message: str = "Not authenticated", **details: Any) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **details)
-
-
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
-
-
-class NotFound(ApiError):
-    status, code = 404, "not_found"
-
-
-class Conflict(ApiError):
-    status, code = 409, "conflict"
 
 
 class ValidationFailed(ApiError):
@@ -75,16 +90,48 @@ class Unavailable(ApiError):
     status, code = 503, "unavailable"
 
 
+Refused = DomainError | ApiError  # what an HTTP request can be answered with, short of success
+REFUSED = (DomainError, ApiError)  # the same, for `except`
+
+# Each kind of domain error's HTTP status and error code: the one place they are mapped.
+_DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str], ...] = (
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (Forbidden, 403, "forbidden"),
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal as HTTP answers it."""
+
+    status: int
+    code: str
+    message: str
+    details: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def refusal(error: Refused) -> Refusal:
+    if isinstance(error, ApiError):
+        return Refusal(error.status, error.code, error.message, error.details, error.headers)
+    status, code = next(
+        ((status, code) for kind, status, code in _DOMAIN_STATUS if isinstance(error, kind)), (409, "conflict")
+    )
+    return Refusal(status, code, error.message, error.details)
+
+
 def error_response(request: Request, status: int, code: str, message: str, **details: Any) -> HTTPResponse:
     body = {"error": code, "message": message, **details, "request_id": str(request.id)}
     return json(body, status=status)
 
 
 def install_error_handlers(app: Sanic) -> None:
-    @app.exception(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> HTTPResponse:
-        response = error_response(request, exc.status, exc.code, exc.message, **exc.details)
-        response.headers.update(exc.headers)
+    @app.exception(*REFUSED)
+    async def refused(request: Request, exc: Refused) -> HTTPResponse:
+        answer = refusal(exc)
+        response = error_response(request, answer.status, answer.code, answer.message, **answer.details)
+        response.headers.update(answer.headers)
         return response
 
     @app.exception(SanicException)

@@ -4,7 +4,7 @@ key with another request is refused (409), as payment APIs do.
 
 A key belongs to one caller and one route (its `scope`). The response is recorded in the same transaction as the
 write it reports (or, on a hot path, in the same statement: `RECORD_RESPONSE`), so a key never names a write that
-rolled back. A refusal (an `ApiError`: not enough stock, a changed price) is recorded too: the same key gets it
+rolled back. A refusal (not enough stock, a changed price) is recorded too: the same key gets it
 again, and a corrected request needs a new key. Were it not, a first send still on its way (its client timed out and
 sent it again; the retry was refused) could write afterwards, unknown to the client.
 """
@@ -22,7 +22,7 @@ from sanic.response import HTTPResponse, json
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from common.errors import ApiError, BadRequest, Conflict
+from common.errors import REFUSED, BadRequest, Conflict, Refused, refusal
 from common.retention import Purge
 
 HEADER = "Idempotency-Key"
@@ -115,19 +115,20 @@ async def recorded_response(connection: BaseDBAsyncClient, request: Keyed) -> An
     return Answer(rows[0]["status"], orjson.loads(rows[0]["response"]), replayed=True)
 
 
-async def record_refusal(connection: BaseDBAsyncClient, request: Keyed, refusal: ApiError) -> Answer | None:
+async def record_refusal(connection: BaseDBAsyncClient, request: Keyed, refused: Refused) -> Answer | None:
     """Record `refusal` as the key's answer, unless another send of the key got there first: then its answer (None
     when the refusal is now the key's). A refusal must be recorded, or a first send still on its way (its client
     timed out and sent it again; the retry was refused) could place the order afterwards, unknown to the client. An
     insert of the key waits for a send that holds it uncommitted, where a SELECT would not see it."""
-    if await connection.execute_query_dict(record_response(1), request.parameters(_refusal_answer(refusal))):
+    if await connection.execute_query_dict(record_response(1), request.parameters(_refusal_answer(refused))):
         return None
     return await recorded_response(connection, request)
 
 
-def _refusal_answer(refusal: ApiError) -> Answer:
+def _refusal_answer(refused: Refused) -> Answer:
     """The refusal as recorded: the error format's body, without the request id, which is the first request's."""
-    return Answer(refusal.status, {"error": refusal.code, "message": refusal.message, **refusal.details})
+    answer = refusal(refused)
+    return Answer(answer.status, {"error": answer.code, "message": answer.message, **answer.details})
 
 
 async def replay_or_claim(connection: BaseDBAsyncClient, request: Keyed) -> Answer | None:
@@ -149,7 +150,7 @@ async def keyed_write(
     database: str, key: Keyed | None, write: Callable[[BaseDBAsyncClient], Awaitable[Answer]]
 ) -> Answer:
     """`write` in one transaction of `database`; with a key, the first answer to it if there is one (nothing
-    written), else `write`'s answer, recorded in the same transaction. A refusal (`ApiError`) rolls the write back
+    written), else `write`'s answer, recorded in the same transaction. A refusal (`Refused`) rolls the write back
     and is then recorded as the key's answer, in a transaction of its own, unless another send of the key answered
     first (its answer wins)."""
     if key is None:
@@ -162,11 +163,11 @@ async def keyed_write(
             answer = await write(connection)
             await record(connection, key, answer)
             return answer
-    except ApiError as refusal:
+    except REFUSED as refused:
         async with in_transaction(database) as connection:
             if (first := await replay_or_claim(connection, key)) is not None:
                 return first
-            await record(connection, key, _refusal_answer(refusal))
+            await record(connection, key, _refusal_answer(refused))
         raise
 
 

@@ -7,6 +7,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from common.dead_letters import inbox_dead_letters, redrive_inbox, redrive_producer
+from common.errors import Conflict
 from common.topics import started
 from outbox_relay.postgres_outbox import PostgresOutbox
 from tests.outbox_relay.conftest import commit_events, record_effect, thing_happened
@@ -76,6 +77,28 @@ async def test_failing_handler_dead_letters_the_event_and_the_partition_moves_on
         assert await redrive_inbox(ledger, producer, event_type=letter["headers"]["event_type"]) == []  # none left
     finally:
         await producer.stop()
+
+
+async def test_an_event_a_rule_refuses_is_dead_lettered_at_once(ledger, topic, start_relay, start_consumer):
+    """A domain error is the rule's answer, and would be the same on every try: no retries, no back-off."""
+    tries = 0
+
+    async def refuses_the_first(event, connection):
+        nonlocal tries
+        if event.payload["seq"] == 0:
+            tries += 1
+            raise Conflict("the stock would exceed its limit", product_id="p-1")
+        await record_effect(event, connection)
+
+    await start_relay()
+    await start_consumer(handler=refuses_the_first, max_attempts=5)
+    events = [thing_happened(topic, "a", seq) for seq in range(3)]
+    await commit_events(events)
+    await wait_until(lambda: _applied(ledger, 2), timeout=30)
+    [letter] = await inbox_dead_letters(ledger)
+    # Tried twice: in its fetch's batch, then alone to tell it from the others (max_attempts would allow six).
+    assert (letter["event_id"], letter["attempts"], tries) == (str(events[0].id), 1, 2)
+    assert letter["error"] == "Conflict: the stock would exceed its limit"
 
 
 async def test_an_out_of_resources_database_is_waited_for_not_blamed_on_the_event(
