@@ -10,11 +10,12 @@ at most every COMMIT_INTERVAL (and before partitions move or the consumer stops)
 redelivers events whose effects the inbox then skips. When the batch fails, its events are
 applied again one transaction each, so that a poison event is isolated: a handler that keeps failing
 (`max_attempts`), one refused by a rule of the domain (a `DomainError`, at once), or a message that cannot be
-decoded, goes to `inbox_dead_letter` and the partition moves on. An
-unreachable database, a deadlock or a serialization failure is retried without counting against the event: it says
-nothing about the event. (One transaction per partition, the saga's loop at 200 orders/s spent 92% of its time in
-transactions of 2.6 events each, one partition after the other, and an event waited ~100 ms for its turn; one per
-fetch took its transactions from 159 to 93 per second and the order-to-AWAITING_PAYMENT p50 from 300 to 155 ms.)
+decoded, goes to `inbox_dead_letter` and the partition moves on. An unreachable database, a deadlock or a
+serialization failure is retried without counting against the event, by the one retry policy (common/retries.py):
+it says nothing about the event. (One transaction per partition, the saga's loop at 200 orders/s spent 92% of its
+time in transactions of 2.6 events each, one partition after the other, and an event waited ~100 ms for its turn;
+one per fetch took its transactions from 159 to 93 per second and the order-to-AWAITING_PAYMENT p50 from 300 to
+155 ms.)
 
 A consumer given a `lock_key` serialises the events that share a key across transactions (and so across consumers):
 the inbox statement first takes an advisory lock per key of the batch (common/inbox.py). stock_svc uses it so that
@@ -35,7 +36,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 import uuid
 from collections import Counter
@@ -45,7 +45,6 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
-import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
@@ -53,11 +52,11 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from common.database import caused_by, database_unavailable
 from common.errors import DomainError
 from common.inbox import first_deliveries
 from common.logs import correlation_id
 from common.metrics import ServiceMetrics
+from common.retries import until_it_passes
 from common.topics import started
 
 log = logging.getLogger(__name__)
@@ -121,14 +120,6 @@ def decode(record: ConsumerRecord) -> ReceivedEvent:
         raise UndecodableMessage(f"{type(error).__name__}: {error}") from None
 
 
-# Two transactions got in each other's way (concurrent batches on rows they share): try again, it will pass.
-_CONTENTION_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-
-
-def _contention(error: BaseException) -> bool:
-    return caused_by(error, _CONTENTION_ERRORS)
-
-
 class _GroupJoined(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka publishes no types
     """Tells when the consumer has joined its group and received its assignment (perhaps no partition, when the
     group has more members than the topics have partitions); first, the partitions the group has never read are
@@ -136,17 +127,16 @@ class _GroupJoined(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka
     own, one fetch apart: seconds before a new group consumes everything.) Before partitions move, what has been
     applied of them is committed, so that their next member does not receive it again."""
 
-    def __init__(
-        self, consumer: AIOKafkaConsumer, joined: asyncio.Event, commit_applied: Callable[[], Awaitable[None]]
-    ) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, joined: asyncio.Event, owner: "EventConsumer") -> None:
         self._consumer = consumer
         self._joined = joined
-        self._commit_applied = commit_applied
+        self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._commit_applied()
+        await self._owner.commit_everything()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._owner.forget_uncommitted(but=assigned)
         never_read = [partition for partition in assigned if await self._consumer.committed(partition) is None]
         if never_read:
             await self._consumer.seek_to_beginning(*never_read)
@@ -236,7 +226,7 @@ class EventConsumer:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
         if self._kafka is not None:
-            await self._commit_everything()
+            await self.commit_everything()
             kafka, self._kafka = self._kafka, None
             try:
                 await kafka.stop()
@@ -266,7 +256,7 @@ class EventConsumer:
             except KafkaError as error:
                 missing = [f"(cannot list the topics: {error})"]
             if not missing:
-                listener = _GroupJoined(self._kafka, self._joined, self._commit_everything)
+                listener = _GroupJoined(self._kafka, self._joined, self)
                 self._kafka.subscribe(self._topics, listener=listener)
                 return
             if not said:
@@ -309,8 +299,7 @@ class EventConsumer:
                 self._observe_lag(partition, next_offset)
             if applied:
                 self._uncommitted.update(applied)
-                if self._committing is None or self._committing.done():
-                    self._committing = asyncio.create_task(self._keep_committing(), name=f"commits of {self.name}")
+                self._keep_committing_in_the_background()
 
     def _answered_lately(self) -> bool:
         """Whether the broker answered a fetch for one of the client's partitions in the last few seconds (a fetch
@@ -355,6 +344,10 @@ class EventConsumer:
             lag = max(highwater - next_offset, 0)
             self.metrics.lag.labels(self.name, partition.topic, str(partition.partition)).set(lag)
 
+    def _keep_committing_in_the_background(self) -> None:
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._keep_committing(), name=f"commits of {self.name}")
+
     async def _keep_committing(self) -> None:
         """Commit what has been applied, then again at most every `commit_interval` while more is: one commit
         request for the fetches of that interval, none in the fetch loop's way (awaited there, it added a round
@@ -362,39 +355,50 @@ class EventConsumer:
         delivered again, and the inbox skips them."""
         while self._uncommitted:
             offsets, self._uncommitted = self._uncommitted, {}
-            await self._commit(offsets)
+            if not await self._commit(offsets):  # kept for the next try (newer offsets of a partition win)
+                self._uncommitted = {**offsets, **self._uncommitted}
+                if self._commit_now.is_set():
+                    return  # commit_everything makes the last try itself
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._commit_now.wait(), self.commit_interval)
 
-    async def _commit_everything(self) -> None:
-        """Everything applied so far committed before returning: partitions are about to move, or the consumer
-        stops."""
+    def forget_uncommitted(self, but: set[TopicPartition]) -> None:
+        """Uncommitted offsets of partitions not in `but` (a new assignment) dropped: another member has them."""
+        self._uncommitted = {partition: offset for partition, offset in self._uncommitted.items() if partition in but}
+
+    async def commit_everything(self) -> None:
+        """Everything applied so far committed before returning, if the broker takes it: partitions are about to
+        move, or the consumer stops."""
         self._commit_now.set()
         try:
             if self._committing is not None:
                 await asyncio.gather(self._committing, return_exceptions=True)
-            if self._uncommitted:
-                offsets, self._uncommitted = self._uncommitted, {}
-                await self._commit(offsets)
+            if self._uncommitted and await self._commit(self._uncommitted):
+                self._uncommitted = {}
         finally:
             self._commit_now.clear()
+        if self._uncommitted and not self._stopping:  # not taken now: tried again until it is
+            self._keep_committing_in_the_background()
 
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
+        """Whether the broker took the offsets (those of partitions that moved to another member left out: theirs
+        now; it reads them from the last commit, the inbox dedups). False while the client holds no partition (it
+        is joining its group) or the broker does not take them (away, or the group rebalancing): try again."""
         assert self._kafka is not None
         assigned = self._kafka.assignment()
-        # A partition that moved to another member since its records were applied is its business now (aiokafka
-        # would refuse the whole commit for it); the new member reads it from the last commit, the inbox dedups.
+        if not assigned:
+            return False
         offsets = {partition: offset for partition, offset in offsets.items() if partition in assigned}
-        if not offsets:
-            return
+        if not offsets:  # aiokafka would refuse the whole commit for a partition not assigned
+            return True
         try:
             # aiokafka retries a retriable commit error without end (a topic deleted under the group answers
             # UnknownTopicOrPartition for good): bounded, so that the consumer keeps consuming.
             await asyncio.wait_for(self._kafka.commit(offsets), self.commit_timeout)
+            return True
         except (CommitFailedError, KafkaError, TimeoutError) as error:
-            # The group rebalances, or the broker would not take the commit: the partitions are read again from
-            # the last commit; the inbox dedups. A later commit of the partition covers this one.
-            log.warning("consumer %s could not commit %s: %r", self.name, offsets, error)
+            log.warning("consumer %s could not commit %s (tries again): %r", self.name, offsets, error)
+            return False
 
     async def process_fetch(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> dict[TopicPartition, int]:
         """Apply one fetch's records in one transaction, or one at a time if that fails; the next offset of each
@@ -421,22 +425,16 @@ class EventConsumer:
         return done
 
     async def _apply_whole(self, events: list[ReceivedEvent]) -> bool:
-        """Whether the events were applied in one transaction: retried while the database is away or contended,
-        False as soon as it fails otherwise (then each is applied on its own)."""
-        while True:
-            try:
-                await self.apply(events)
-                return True
-            except Exception as error:
-                if database_unavailable(error):
-                    log.warning("consumer %s waits for the database: %s", self.name, error)
-                    await asyncio.sleep(1)
-                elif _contention(error):
-                    log.info("consumer %s retries a batch after %s", self.name, type(error).__name__)
-                    await asyncio.sleep(self.retry_delay * random.random())
-                else:
-                    log.warning("consumer %s: a batch failed (%s); one event at a time", self.name, error)
-                    return False
+        """Whether the events were applied in one transaction: tried again while the database is away or contended
+        (common/retries.py), False as soon as it fails otherwise (then each is applied on its own)."""
+        try:
+            async for attempt in until_it_passes(f"consumer {self.name}", self.retry_delay):
+                with attempt:
+                    await self.apply(events)
+        except Exception as error:
+            log.warning("consumer %s: a batch failed (%s); one event at a time", self.name, error)
+            return False
+        return True
 
     async def apply(self, events: list[ReceivedEvent]) -> None:
         """The events' effects in one transaction, with their inbox records, as for one fetched batch; each event
@@ -483,16 +481,11 @@ class EventConsumer:
         attempts = 0
         while True:
             try:
-                await self.apply([event])
+                async for attempt in until_it_passes(f"consumer {self.name}", self.retry_delay):
+                    with attempt:
+                        await self.apply([event])
                 return
             except Exception as error:
-                if database_unavailable(error):
-                    log.warning("consumer %s waits for the database: %s", self.name, error)
-                    await asyncio.sleep(1)
-                    continue
-                if _contention(error):
-                    await asyncio.sleep(self.retry_delay * random.random())
-                    continue
                 attempts += 1
                 if isinstance(error, DomainError):  # a rule refused it: asking again would get the same answer
                     await self._dead_letter(record, event, f"{type(error).__name__}: {error}", attempts)
@@ -516,8 +509,8 @@ class EventConsumer:
         log.error("consumer %s dead-letters %s@%d: %s", self.name, record.topic, record.offset, error)
         self.metrics.consumed.labels(self.name, record.topic, "dead_lettered").inc()
         headers = {_text(name): _text(value) for name, value in record.headers or ()}
-        while True:
-            try:
+        async for attempt in until_it_passes(f"consumer {self.name}", self.retry_delay):  # as for an effect
+            with attempt:
                 await connections.get(self.database).execute_query(
                     'INSERT INTO inbox_dead_letter (consumer, event_id, topic, partition, "offset", key, headers,'
                     " value, error, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"
@@ -535,12 +528,6 @@ class EventConsumer:
                         attempts,
                     ],
                 )
-                return
-            except Exception as failure:
-                if not database_unavailable(failure):
-                    raise
-                log.warning("consumer %s waits for the database: %s", self.name, failure)  # as for an effect
-                await asyncio.sleep(1)
 
 
 def _position(record: ConsumerRecord) -> str:

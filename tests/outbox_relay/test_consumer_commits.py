@@ -1,8 +1,9 @@
 """A consumer commits its offsets in the background, at most every `commit_interval`, not once per fetch in its fetch
 loop; what it applied since its last commit is committed before its partitions move to another member and before
-it stops, so that neither hands applied events to be delivered again."""
+it stops, so that neither hands applied events to be delivered again; what the broker does not take is tried again."""
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from common.topics import PARTITIONS
 from tests.outbox_relay.conftest import applied_count, commit_events, thing_happened
@@ -39,6 +40,31 @@ async def test_applied_events_are_committed_before_their_partitions_move(ledger,
         "consumer_events_total", {"consumer": second.name, "topic": topic, "outcome": "duplicate"}
     )
     assert not duplicates  # it read its partitions from where the first one had got to
+
+
+async def test_offsets_the_broker_did_not_take_are_committed_later(ledger, topic, start_relay, start_consumer):
+    """Commits refused for a while (the broker restarting: failure scenario 2 left a group's lag for good when the
+    refused offsets were dropped and no later event came to commit past them) are tried again until taken."""
+    await start_relay()
+    consumer = await start_consumer()
+    refusals = 3
+    commit = consumer._kafka.commit
+
+    async def refusing_commit(offsets):
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise KafkaTimeoutError()
+        await commit(offsets)
+
+    consumer._kafka.commit = refusing_commit
+    await _apply_rounds(ledger, topic, 1)
+    await wait_until(lambda: _all_committed(consumer, topic, SPREAD), timeout=30)
+    assert refusals == 0
+
+
+async def _all_committed(consumer, topic: str, expected: int) -> bool:
+    return await _committed(consumer, topic) == expected
 
 
 async def _apply_rounds(ledger, topic: str, rounds: int) -> None:
