@@ -13,6 +13,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sanic import Sanic
 
+from common.tokens import TokenIssuer
 from common.topics import PARTITIONS
 from outbox_relay.postgres_outbox import PostgresOutbox
 from outbox_relay.publisher import Publisher
@@ -21,6 +22,11 @@ from outbox_relay.settings import RelaySettings
 from stack.infra import free_port
 
 Sanic.test_mode = True  # several apps in one process
+
+
+def bearer(issuer: TokenIssuer, user_id: int, role: str) -> dict[str, str]:
+    """The Authorization header of an access token `issuer` signs for the user and role."""
+    return {"Authorization": f"Bearer {issuer.access_token(user_id, role)}"}
 
 
 @asynccontextmanager

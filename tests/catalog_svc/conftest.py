@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from catalog_svc.app import create_catalog_app
 from catalog_svc.settings import CatalogSettings
 from common.tokens import TokenIssuer
-from tests.support import serving
+from tests.support import bearer, serving
 
 SEED_PRODUCTS = [
     {
@@ -73,12 +73,12 @@ async def client(catalog_app_client: httpx.AsyncClient, catalog_db: AsyncDatabas
 
 @pytest.fixture
 def admin(issuer: TokenIssuer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.access_token(1, 'admin')}"}
+    return bearer(issuer, 1, "admin")
 
 
 @pytest.fixture
 def customer(issuer: TokenIssuer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.access_token(2, 'user')}"}
+    return bearer(issuer, 2, "user")
 
 
 async def create_product(client: httpx.AsyncClient, admin: dict[str, str], **fields: object) -> dict:

@@ -19,7 +19,7 @@ from common.outbox import OUTBOX_DDL
 from common.tokens import TokenIssuer
 from operations.app import create_operations_app
 from operations.settings import OperationsSettings
-from tests.support import serving
+from tests.support import bearer, serving
 
 OPERATIONS = "/api/v1/operations"
 CONSUMING, PUBLISHING, MISSING = "ops_consuming", "ops_publishing", "ops_missing"
@@ -97,10 +97,6 @@ async def catalog(operations_mongo_url: str) -> AsyncIterator[AsyncDatabase]:
 async def client(operations_client: httpx.AsyncClient, consuming, publishing, catalog) -> httpx.AsyncClient:
     """The operations API over empty outboxes, inboxes and dead letters."""
     return operations_client
-
-
-def bearer(issuer: TokenIssuer, user_id: int, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.access_token(user_id, role)}"}
 
 
 @pytest.fixture(scope="session")

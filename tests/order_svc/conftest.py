@@ -19,7 +19,7 @@ from order_svc.handlers import HANDLERS
 from order_svc.models import ProductPrice
 from order_svc.orders import DB
 from order_svc.settings import OrderSettings
-from tests.support import serving
+from tests.support import bearer, serving
 
 ORDER_TABLES = "orders, order_items, product_prices, stock_levels, idempotency_keys"
 MESSAGE_TABLES = "outbox, outbox_dead_letter, inbox, inbox_dead_letter"
@@ -97,10 +97,6 @@ async def client(order_app_client: httpx.AsyncClient) -> httpx.AsyncClient:
     for product in (SMARTPHONE, HEADPHONES, WATCH):
         await deliver(received("product.created", product, product["_id"]))
     return order_app_client
-
-
-def bearer(issuer: TokenIssuer, user_id: int, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.access_token(user_id, role)}"}
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,7 @@ from tortoise.transactions import in_transaction
 
 from saga.timer import handle_due_sagas
 from tests.saga.conftest import cause, orchestrator, place, relay_publishes, run, stock_reserved
-
-
-def bearer(issuer, user_id: int, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.access_token(user_id, role)}"}
+from tests.support import bearer
 
 
 async def test_owner_and_admin_see_the_steps_others_do_not(client, issuer):

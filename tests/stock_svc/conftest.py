@@ -18,7 +18,7 @@ from stock_svc.handlers import HANDLERS, lock_key
 from stock_svc.inventory import DB
 from stock_svc.reservations import lock_items_of_commands
 from stock_svc.settings import StockSettings
-from tests.support import serving
+from tests.support import bearer, serving
 
 STOCK_TABLES = "inventory_items, stock_history, reservations, handled_commands, idempotency_keys"
 MESSAGE_TABLES = "outbox, outbox_dead_letter, inbox, inbox_dead_letter"
@@ -51,12 +51,12 @@ async def client(stock_app_client: httpx.AsyncClient) -> httpx.AsyncClient:
 
 @pytest.fixture(scope="session")
 def admin(issuer: TokenIssuer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.access_token(1, 'admin')}"}
+    return bearer(issuer, 1, "admin")
 
 
 @pytest.fixture(scope="session")
 def user(issuer: TokenIssuer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issuer.access_token(2, 'user')}"}
+    return bearer(issuer, 2, "user")
 
 
 async def create_item(
