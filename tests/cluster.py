@@ -8,7 +8,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -120,6 +120,24 @@ class Cluster:
         finally:
             for relay in relays:
                 self.resume(relay)
+
+    @contextlib.asynccontextmanager
+    async def killed(self, name: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        """`name` SIGKILLed for the block, which gets a function that starts it again (a test that needs it back at
+        a chosen moment); started again at the end otherwise, whatever happened in the block."""
+        self.kill(name)
+        down = True
+
+        async def back() -> None:
+            nonlocal down
+            if down:
+                await self.restart(name)
+                down = False
+
+        try:
+            yield back
+        finally:
+            await back()
 
     async def restart(self, name: str) -> None:
         """`name` started again on its data; a service is then waited for until ready, a server until it listens."""

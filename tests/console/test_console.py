@@ -3,6 +3,7 @@ COMPLETED and a cancelled one through its release, another customer kept out, an
 filter and an admin's retry of a FAILED saga, and API and network errors shown as messages."""
 
 import re
+from collections.abc import Awaitable, Callable
 
 import httpx
 from playwright.async_api import Page, expect
@@ -268,21 +269,19 @@ async def test_an_admin_retries_a_failed_saga(
     cluster: Cluster, open_page: OpenPage, api: httpx.AsyncClient, admin: dict[str, str], product: str
 ) -> None:
     customer = await new_customer(api, "unlucky-customer@example.com")
-    cluster.kill("stock_svc")
-    stock_down = True
-    try:
+    async with cluster.killed("stock_svc") as stock_back:
         order_id = await place_order(api, customer, product, quantity=3)
         await saga_state(api, admin, order_id, "FAILED")  # two sends of stock.reserve, no reply
         # stock_svc stays down until the retry: back earlier, its late reply would move the saga on by itself.
-        await _failed_saga_retried_from_the_page(cluster, open_page, api, customer, order_id)
-        stock_down = False
-    finally:
-        if stock_down:
-            await cluster.restart("stock_svc")
+        await _failed_saga_retried_from_the_page(stock_back, open_page, api, customer, order_id)
 
 
 async def _failed_saga_retried_from_the_page(
-    cluster: Cluster, open_page: OpenPage, api: httpx.AsyncClient, customer: dict[str, str], order_id: str
+    stock_back: Callable[[], Awaitable[None]],
+    open_page: OpenPage,
+    api: httpx.AsyncClient,
+    customer: dict[str, str],
+    order_id: str,
 ) -> None:
     owner_page = await open_page("unlucky-customer@example.com", path=f"/#/sagas/{order_id}")
     await expect(header_state(owner_page)).to_have_text("FAILED")
@@ -300,7 +299,7 @@ async def _failed_saga_retried_from_the_page(
 
     await page.get_by_role("button", name="Retry the failed step").click()
     await expect(page.locator(".notice-success")).to_contain_text("Retry started")
-    await cluster.restart("stock_svc")
+    await stock_back()
     await expect(header_state(page)).to_have_text("AWAITING_PAYMENT")
     await expect(page.get_by_role("button", name="Retry the failed step")).to_have_count(0)
     await pay(api, customer, order_id)

@@ -124,9 +124,7 @@ async def test_a_failed_saga_is_retried_from_the_page(
     cluster: Cluster, open_page: OpenPage, api: httpx.AsyncClient, admin: dict[str, str], product: str
 ) -> None:
     customer = await new_customer(api, "stranded-customer@example.com")
-    cluster.kill("stock_svc")
-    stock_down = True
-    try:
+    async with cluster.killed("stock_svc") as stock_back:
         order_id = await place_order(api, customer, product)
         await saga_state(api, admin, order_id, "FAILED")
         page = await open_page(ADMIN["username"], ADMIN["password"], path=OPERATIONS)
@@ -136,9 +134,5 @@ async def test_a_failed_saga_is_retried_from_the_page(
         await failed.get_by_role("button", name="Retry").click()
         await expect(page.locator(".notice-success")).to_contain_text("Retry started")
         await expect(failed).to_have_count(0)
-        await cluster.restart("stock_svc")
-        stock_down = False
+        await stock_back()
         await saga_state(api, admin, order_id, "AWAITING_PAYMENT")
-    finally:
-        if stock_down:
-            await cluster.restart("stock_svc")
