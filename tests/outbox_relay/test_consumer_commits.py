@@ -2,10 +2,9 @@
 loop; what it applied since its last commit is committed before its partitions move to another member and before
 it stops, so that neither hands applied events to be delivered again; what the broker does not take is tried again."""
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from common.topics import PARTITIONS
+from common.lag import consumer_lag
 from tests.outbox_relay.conftest import applied_count, commit_events, thing_happened
 from tests.support import wait_until
 
@@ -75,14 +74,9 @@ async def _apply_rounds(ledger, topic: str, rounds: int) -> None:
 
 
 async def _committed(consumer, topic: str) -> int:
-    """Messages of `topic` the consumer's group has committed, over every partition."""
-    reader = AIOKafkaConsumer(bootstrap_servers=consumer._bootstrap_servers, group_id=consumer.name)
-    await reader.start()
-    try:
-        offsets = [await reader.committed(TopicPartition(topic, partition)) for partition in range(PARTITIONS)]
-    finally:
-        await reader.stop()
-    return sum(offset or 0 for offset in offsets)
+    """Messages of `topic` the consumer's group has committed, over every partition (the broker's view)."""
+    lags = await consumer_lag(consumer._bootstrap_servers)
+    return sum(lag.committed for lag in lags if (lag.group, lag.topic) == (consumer.name, topic))
 
 
 async def _holds_partitions(consumer) -> bool:
